@@ -1,0 +1,318 @@
+//! Artifacts on the local filesystem, under one root directory.
+//!
+//! An upload is written to a temporary file beside its destination
+//! (`.steward-upload-{uuid}.tmp`), flushed with `fsync`, renamed over the destination, and the
+//! directory is synced: readers never see a partial file, an aborted or failed upload leaves
+//! nothing behind, and an acknowledged upload survives a crash.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::TryStreamExt;
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use steward_common::{Error, Result};
+use tokio::io::AsyncWriteExt;
+use tokio_util::io::ReaderStream;
+
+use crate::key::ObjectKey;
+use crate::store::{
+    ARTIFACT_NOT_FOUND, ByteStream, OBJECT_STORE_UNAVAILABLE, ObjectMeta, ObjectStore,
+    READ_CHUNK_SIZE,
+};
+use crate::stream::HashingReader;
+
+/// Prefix of the temporary files uploads are written to.
+const TEMP_PREFIX: &str = ".steward-upload-";
+
+/// Characters escaped in the `file://` URL returned by `describe`.
+const URL_PATH: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`');
+
+/// An [`ObjectStore`] keeping objects as files under a root directory.
+#[derive(Debug)]
+pub(crate) struct LocalObjectStore {
+    root: PathBuf,
+}
+
+impl LocalObjectStore {
+    /// Creates the root directory if needed and opens the store on its absolute path.
+    pub(crate) async fn open(root: &Path) -> Result<Self> {
+        let unusable = |e: io::Error| {
+            Error::unavailable(
+                OBJECT_STORE_UNAVAILABLE,
+                format!("artifact root {} is not usable: {e}", root.display()),
+            )
+        };
+        tokio::fs::create_dir_all(root).await.map_err(unusable)?;
+        let root = tokio::fs::canonicalize(root).await.map_err(unusable)?;
+        Ok(Self { root })
+    }
+
+    fn path_of(&self, key: &ObjectKey) -> PathBuf {
+        let mut path = self.root.clone();
+        path.extend(key.segments());
+        path
+    }
+}
+
+#[async_trait]
+impl ObjectStore for LocalObjectStore {
+    async fn put(&self, key: &ObjectKey, data: ByteStream) -> Result<ObjectMeta> {
+        let dest = self.path_of(key);
+        let dir = dest
+            .parent()
+            .expect("an object key has at least one segment")
+            .to_path_buf();
+        ensure_dir(&self.root, &dir)
+            .await
+            .map_err(|e| io_error(key, "create directory", e))?;
+
+        let (temp, file) = TempFile::create(&dir)
+            .await
+            .map_err(|e| io_error(key, "create", e))?;
+        let mut file = tokio::fs::File::from_std(file);
+        let mut reader = HashingReader::new(data);
+        while let Some(chunk) = reader.next_chunk().await? {
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| io_error(key, "write", e))?;
+        }
+        file.flush().await.map_err(|e| io_error(key, "write", e))?;
+        file.sync_all()
+            .await
+            .map_err(|e| io_error(key, "sync", e))?;
+        drop(file);
+        temp.persist(&dest)
+            .await
+            .map_err(|e| io_error(key, "rename", e))?;
+        sync_dir(dir)
+            .await
+            .map_err(|e| io_error(key, "sync directory", e))?;
+
+        let (size, sha256) = reader.finish();
+        Ok(ObjectMeta {
+            key: key.as_str().to_owned(),
+            size,
+            sha256,
+        })
+    }
+
+    async fn get(&self, key: &ObjectKey) -> Result<(u64, ByteStream)> {
+        let not_found = || Error::not_found(ARTIFACT_NOT_FOUND, key.artifact_path());
+        let file = match tokio::fs::File::open(self.path_of(key)).await {
+            Ok(file) => file,
+            Err(e) if is_missing(&e) => return Err(not_found()),
+            Err(e) => return Err(io_error(key, "open", e)),
+        };
+        let meta = file
+            .metadata()
+            .await
+            .map_err(|e| io_error(key, "stat", e))?;
+        if !meta.is_file() {
+            return Err(not_found());
+        }
+        let owned_key = key.clone();
+        let stream = ReaderStream::with_capacity(file, READ_CHUNK_SIZE)
+            .map_err(move |e| io_error(&owned_key, "read", e));
+        Ok((meta.len(), Box::pin(stream)))
+    }
+
+    async fn delete(&self, key: &ObjectKey) -> Result<()> {
+        let path = self.path_of(key);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {
+                let dir = path
+                    .parent()
+                    .expect("an object key has a parent")
+                    .to_path_buf();
+                sync_dir(dir)
+                    .await
+                    .map_err(|e| io_error(key, "sync directory", e))
+            }
+            Err(e) if is_missing(&e) || e.kind() == io::ErrorKind::IsADirectory => Ok(()),
+            Err(e) => Err(io_error(key, "delete", e)),
+        }
+    }
+
+    async fn presign_get(&self, _key: &ObjectKey, _expires_in: Duration) -> Result<Option<String>> {
+        Ok(None)
+    }
+
+    fn describe(&self) -> String {
+        let path = self.root.to_string_lossy();
+        format!("file://{}", utf8_percent_encode(&path, URL_PATH))
+    }
+
+    async fn check(&self) -> Result<()> {
+        let root = self.root.clone();
+        let probe = tokio::task::spawn_blocking(move || -> io::Result<()> {
+            if !root.is_dir() {
+                return Err(io::Error::new(io::ErrorKind::NotFound, "not a directory"));
+            }
+            let path = root.join(format!(".steward-check-{}", uuid::Uuid::new_v4().simple()));
+            std::fs::write(&path, b"ok")?;
+            std::fs::remove_file(&path)
+        });
+        match probe.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Error::unavailable(
+                OBJECT_STORE_UNAVAILABLE,
+                format!("artifact root {} is not writable: {e}", self.root.display()),
+            )),
+            Err(e) => Err(Error::internal(format!(
+                "artifact root check panicked: {e}"
+            ))),
+        }
+    }
+}
+
+/// A temporary upload file, removed unless persisted, even if the upload future is dropped.
+struct TempFile {
+    path: PathBuf,
+    persisted: bool,
+}
+
+impl TempFile {
+    /// Creates a new, empty temporary file in `dir`.
+    async fn create(dir: &Path) -> io::Result<(Self, std::fs::File)> {
+        let path = dir.join(format!(
+            "{TEMP_PREFIX}{}.tmp",
+            uuid::Uuid::new_v4().simple()
+        ));
+        // The open runs on a blocking thread and completes even if this future is dropped
+        // meanwhile; the guard then flags the file as abandoned and whichever side comes last
+        // removes it.
+        let mut guard = AbandonOnDrop {
+            path: path.clone(),
+            abandoned: Arc::default(),
+            armed: true,
+        };
+        let (open_path, abandoned) = (path.clone(), guard.abandoned.clone());
+        let file = tokio::task::spawn_blocking(move || {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&open_path)?;
+            if abandoned.load(Ordering::SeqCst) {
+                let _ = std::fs::remove_file(&open_path);
+            }
+            Ok::<_, io::Error>(file)
+        })
+        .await
+        .map_err(io::Error::other)??;
+        guard.armed = false;
+        Ok((
+            Self {
+                path,
+                persisted: false,
+            },
+            file,
+        ))
+    }
+
+    /// Renames the file to `dest`, atomically replacing what was there.
+    async fn persist(mut self, dest: &Path) -> io::Result<()> {
+        tokio::fs::rename(&self.path, dest).await?;
+        self.persisted = true;
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.persisted {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Flags an in-flight temporary-file creation as abandoned and removes what exists so far.
+struct AbandonOnDrop {
+    path: PathBuf,
+    abandoned: Arc<AtomicBool>,
+    armed: bool,
+}
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        if self.armed {
+            self.abandoned.store(true, Ordering::SeqCst);
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Creates `dir` (under `root`) and any missing parents, syncing each parent that gained an
+/// entry so the new directories survive a crash.
+async fn ensure_dir(root: &Path, dir: &Path) -> io::Result<()> {
+    if tokio::fs::metadata(dir).await.is_ok_and(|m| m.is_dir()) {
+        return Ok(());
+    }
+    let relative = dir.strip_prefix(root).map_err(io::Error::other)?;
+    let mut current = root.to_path_buf();
+    for component in relative.components() {
+        current.push(component);
+        match tokio::fs::create_dir(&current).await {
+            Ok(()) => sync_dir(current.parent().unwrap_or(root).to_path_buf()).await?,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                if !tokio::fs::metadata(&current).await?.is_dir() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotADirectory,
+                        "a file is in the way",
+                    ));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// `fsync`s a directory so that entries created, renamed or removed in it are durable.
+async fn sync_dir(dir: PathBuf) -> io::Result<()> {
+    tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all())
+        .await
+        .map_err(io::Error::other)?
+}
+
+fn is_missing(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
+}
+
+/// Maps a filesystem error on `key` to the caller's error.
+fn io_error(key: &ObjectKey, op: &str, e: io::Error) -> Error {
+    match e.kind() {
+        io::ErrorKind::NotADirectory | io::ErrorKind::IsADirectory => Error::failed_precondition(
+            "ARTIFACT_PATH_CONFLICT",
+            format!(
+                "artifact {} conflicts with an existing artifact: a file and a directory would \
+                 have the same path",
+                key.artifact_path()
+            ),
+        ),
+        io::ErrorKind::StorageFull
+        | io::ErrorKind::ReadOnlyFilesystem
+        | io::ErrorKind::QuotaExceeded => {
+            tracing::warn!(key = %key, op, error = %e, "artifact store cannot write");
+            Error::unavailable(
+                OBJECT_STORE_UNAVAILABLE,
+                "the artifact store is out of space or read-only",
+            )
+        }
+        _ => Error::internal(format!("local artifact store: {op} {key}: {e}")),
+    }
+}

@@ -1,0 +1,209 @@
+//! The TOML layer: every setting optional, unknown keys rejected (typos are caught).
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::{Config, ConfigError, DEFAULT_DATA_DIR, DEFAULT_LISTEN, Limits, S3Settings};
+
+/// Settings as read from a TOML file (and overlaid by env and flags). All optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// See [`Config::listen`].
+    pub listen: Option<String>,
+    /// See [`Config::data_dir`].
+    pub data_dir: Option<PathBuf>,
+    /// See [`Config::database_url`].
+    pub database_url: Option<String>,
+    /// See [`Config::redis_url`].
+    pub redis_url: Option<String>,
+    /// See [`Config::redis_key_prefix`].
+    pub redis_key_prefix: Option<String>,
+    /// S3 bucket; setting it switches artifacts to S3.
+    pub s3_bucket: Option<String>,
+    /// S3 key prefix.
+    pub s3_prefix: Option<String>,
+    /// S3 region.
+    pub s3_region: Option<String>,
+    /// S3 endpoint.
+    pub s3_endpoint: Option<String>,
+    /// S3 path-style addressing.
+    pub s3_path_style: Option<bool>,
+    /// S3 access key id.
+    pub s3_access_key_id: Option<String>,
+    /// S3 secret key.
+    pub s3_secret_access_key: Option<String>,
+    /// Create the bucket if missing.
+    pub s3_create_bucket: Option<bool>,
+    /// See [`Config::page_token_key`].
+    pub page_token_key: Option<String>,
+    /// Peer URL.
+    pub tracking_url: Option<String>,
+    /// Peer URL.
+    pub registry_url: Option<String>,
+    /// Peer URL.
+    pub deployment_url: Option<String>,
+    /// Peer URL.
+    pub monitoring_url: Option<String>,
+    /// Skip migrations.
+    pub no_migrate: Option<bool>,
+    /// Unary request timeout in ms.
+    pub request_timeout_ms: Option<u64>,
+    /// Concurrency limit.
+    pub concurrency_limit: Option<usize>,
+    /// Max gRPC message bytes.
+    pub max_message_bytes: Option<usize>,
+}
+
+impl FileConfig {
+    /// Parses TOML text.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::new("file", "toml", e.message().to_string()))
+    }
+
+    pub(crate) fn resolve(self) -> Result<Config, ConfigError> {
+        let listen_text = self.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen = listen_text.parse().map_err(|_| {
+            ConfigError::new(
+                "setting",
+                "listen",
+                format!("{listen_text:?} is not HOST:PORT, e.g. 127.0.0.1:50051"),
+            )
+        })?;
+        let data_dir = self
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let database_url = match self.database_url {
+            Some(u) => u,
+            None => format!("sqlite://{}/steward.db?mode=rwc", data_dir.display()),
+        };
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::new(
+                "setting",
+                "database_url",
+                "must start with sqlite:// or postgres://",
+            ));
+        }
+        if let Some(r) = &self.redis_url
+            && !(r.starts_with("redis://") || r.starts_with("rediss://"))
+        {
+            return Err(ConfigError::new(
+                "setting",
+                "redis_url",
+                "must start with redis:// or rediss://",
+            ));
+        }
+        let s3 = match self.s3_bucket {
+            None => None,
+            Some(bucket) => {
+                validate_bucket(&bucket)?;
+                if self.s3_access_key_id.is_some() != self.s3_secret_access_key.is_some() {
+                    return Err(ConfigError::new(
+                        "setting",
+                        "s3_access_key_id",
+                        "set both the access key id and the secret key, or neither (to use the AWS default chain)",
+                    ));
+                }
+                if let Some(e) = &self.s3_endpoint
+                    && !(e.starts_with("http://") || e.starts_with("https://"))
+                {
+                    return Err(ConfigError::new(
+                        "setting",
+                        "s3_endpoint",
+                        "must be an http:// or https:// URL",
+                    ));
+                }
+                Some(S3Settings {
+                    bucket,
+                    prefix: self
+                        .s3_prefix
+                        .unwrap_or_default()
+                        .trim_matches('/')
+                        .to_string(),
+                    region: self.s3_region.unwrap_or_else(|| "us-east-1".into()),
+                    endpoint: self.s3_endpoint,
+                    path_style: self.s3_path_style.unwrap_or(false),
+                    access_key_id: self.s3_access_key_id,
+                    secret_access_key: self.s3_secret_access_key,
+                    create_bucket: self.s3_create_bucket.unwrap_or(false),
+                })
+            }
+        };
+        if let Some(k) = &self.page_token_key
+            && k.len() < 32
+        {
+            return Err(ConfigError::new(
+                "setting",
+                "page_token_key",
+                "must be at least 32 characters (e.g. `openssl rand -hex 32`)",
+            ));
+        }
+        let mut limits = Limits::default();
+        if let Some(m) = self.max_message_bytes {
+            if !(1024 * 1024..=1024 * 1024 * 1024).contains(&m) {
+                return Err(ConfigError::new(
+                    "setting",
+                    "max_message_bytes",
+                    "must be between 1 MiB and 1 GiB",
+                ));
+            }
+            limits.max_message_bytes = m;
+        }
+        let request_timeout_ms = self.request_timeout_ms.unwrap_or(30_000);
+        if request_timeout_ms == 0 {
+            return Err(ConfigError::new(
+                "setting",
+                "request_timeout_ms",
+                "must be greater than 0",
+            ));
+        }
+        let concurrency_limit = self.concurrency_limit.unwrap_or(1024);
+        if concurrency_limit == 0 {
+            return Err(ConfigError::new(
+                "setting",
+                "concurrency_limit",
+                "must be greater than 0",
+            ));
+        }
+        Ok(Config {
+            listen,
+            data_dir,
+            database_url,
+            redis_url: self.redis_url,
+            redis_key_prefix: self.redis_key_prefix.unwrap_or_else(|| "steward:".into()),
+            s3,
+            page_token_key: self.page_token_key.map(crate::Secret),
+            tracking_url: self.tracking_url,
+            registry_url: self.registry_url,
+            deployment_url: self.deployment_url,
+            monitoring_url: self.monitoring_url,
+            no_migrate: self.no_migrate.unwrap_or(false),
+            request_timeout_ms,
+            concurrency_limit,
+            limits,
+        })
+    }
+}
+
+fn validate_bucket(b: &str) -> Result<(), ConfigError> {
+    let ok = (3..=63).contains(&b.len())
+        && b.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.')
+        && !b.starts_with(['-', '.'])
+        && !b.ends_with(['-', '.']);
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            "setting",
+            "s3_bucket",
+            format!(
+                "{b:?} is not a valid bucket name (3-63 lowercase letters, digits, '-' or '.')"
+            ),
+        ))
+    }
+}

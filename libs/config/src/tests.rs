@@ -1,0 +1,107 @@
+use std::collections::HashMap;
+use std::io::Write;
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn defaults_are_the_embedded_mode() {
+    let c = Config::load(None, &HashMap::new(), &Overrides::default()).unwrap();
+    assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+    assert!(c.is_sqlite());
+    assert!(c.database_url.contains("steward-data/steward.db"));
+    assert!(c.redis_url.is_none() && c.s3.is_none());
+}
+
+#[test]
+fn layers_override_in_order() {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    writeln!(
+        f,
+        "listen = \"127.0.0.1:1000\"\ndata_dir = \"/from-file\"\nredis_url = \"redis://file\""
+    )
+    .unwrap();
+    let e = env(&[
+        ("STEWARD_LISTEN", "127.0.0.1:2000"),
+        ("STEWARD_S3_BUCKET", "my-bucket"),
+    ]);
+    let o = Overrides {
+        listen: Some("127.0.0.1:3000".into()),
+        ..Default::default()
+    };
+    let c = Config::load(Some(f.path()), &e, &o).unwrap();
+    assert_eq!(c.listen.port(), 3000, "flag wins");
+    assert_eq!(
+        c.data_dir,
+        std::path::PathBuf::from("/from-file"),
+        "file value kept"
+    );
+    assert_eq!(c.redis_url.as_deref(), Some("redis://file"));
+    assert_eq!(c.s3.unwrap().region, "us-east-1");
+}
+
+#[test]
+fn bad_values_say_what_to_fix() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("STEWARD_DATABASE_URL", "mysql://x")], "database_url"),
+        (&[("STEWARD_LISTEN", "nope")], "listen"),
+        (&[("STEWARD_S3_BUCKET", "Bad_Bucket")], "s3_bucket"),
+        (
+            &[("STEWARD_S3_PATH_STYLE", "maybe")],
+            "STEWARD_S3_PATH_STYLE",
+        ),
+        (&[("STEWARD_PAGE_TOKEN_KEY", "short")], "page_token_key"),
+        (
+            &[("STEWARD_DATABSE_URL", "sqlite://x")],
+            "STEWARD_DATABSE_URL",
+        ),
+        (
+            &[
+                ("STEWARD_S3_BUCKET", "ok-bucket"),
+                ("STEWARD_S3_ACCESS_KEY_ID", "a"),
+            ],
+            "s3_access_key_id",
+        ),
+    ];
+    for (pairs, key) in cases {
+        let err = Config::load(None, &env(pairs), &Overrides::default()).unwrap_err();
+        assert_eq!(&err.key, key, "{pairs:?}: {err}");
+        assert!(!err.message.is_empty());
+    }
+}
+
+#[test]
+fn unknown_file_keys_are_rejected() {
+    let err = FileConfig::parse("databse_url = \"x\"").unwrap_err();
+    assert!(err.message.contains("databse_url"), "{err}");
+}
+
+#[test]
+fn secrets_are_not_debug_printed() {
+    let e = env(&[
+        ("STEWARD_S3_BUCKET", "b-b-b"),
+        ("STEWARD_S3_ACCESS_KEY_ID", "AKIAEXAMPLE"),
+        ("STEWARD_S3_SECRET_ACCESS_KEY", "supersecret"),
+    ]);
+    let c = Config::load(None, &e, &Overrides::default()).unwrap();
+    let dbg = format!("{c:?}");
+    assert!(
+        !dbg.contains("supersecret") && !dbg.contains("AKIAEXAMPLE"),
+        "{dbg}"
+    );
+}
+
+#[test]
+fn urls_are_redacted() {
+    assert_eq!(
+        redact_url("postgres://u:pw@h:5432/db"),
+        "postgres://u:***@h:5432/db"
+    );
+    assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+}

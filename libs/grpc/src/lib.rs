@@ -1,0 +1,28 @@
+//! Steward's shared gRPC plumbing.
+//!
+//! - [`GrpcServer`]: health and reflection (v1 and v1alpha) always on, one tower stack for
+//!   every request (request id, trace span, unary timeout, concurrency limit), graceful
+//!   shutdown.
+//! - [`connect`] / [`connect_traced`]: client channels for service-to-service calls.
+//! - [`to_status`] / [`from_status`]: [`steward_common::Error`] as a `tonic::Status` with
+//!   `google.rpc.ErrorInfo` and `BadRequest` details, and back.
+//! - [`PageTokenCodec`]: opaque signed page tokens bound to their query.
+//! - [`actor`] / [`request_id`]: who is calling, and which request this is.
+
+mod client;
+mod context;
+mod page_token;
+mod server;
+mod status;
+
+pub use client::{TracedChannel, connect, connect_traced};
+pub use context::{
+    ACTOR_HEADER, ANONYMOUS, MAX_ACTOR_LEN, MAX_REQUEST_ID_LEN, REQUEST_ID_HEADER, RequestId,
+    actor, request_id,
+};
+pub use page_token::{MAX_TOKEN_LEN, PageTokenCodec};
+pub use server::{GrpcServer, ServerConfig, bind};
+pub use status::{
+    ERROR_DOMAIN, INTERNAL_MESSAGE, IntoStatus, REMOTE_REASON_KEY, ResultExt, code_of, from_status,
+    kind_of, to_status,
+};

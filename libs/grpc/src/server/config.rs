@@ -1,0 +1,120 @@
+//! Settings of a [`GrpcServer`](super::GrpcServer).
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use steward_common::{Error, FieldViolation};
+
+/// Settings of a [`GrpcServer`](super::GrpcServer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Address [`GrpcServer::run`](super::GrpcServer::run) listens on (default `127.0.0.1:50051`).
+    pub listen: SocketAddr,
+    /// Longest a unary call may take, waiting for a slot included (default 30 s).
+    pub request_timeout: Duration,
+    /// Most requests handled at once across all connections (default 1024).
+    pub concurrency_limit: usize,
+    /// Largest message decoded or encoded, in bytes (default 64 MiB). Applied to the built-in
+    /// services; apply it to yours with [`crate::with_message_limits!`].
+    pub max_message_bytes: usize,
+    /// How long shutdown waits for in-flight requests (default 10 s).
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 50051)),
+            request_timeout: Duration::from_secs(30),
+            concurrency_limit: 1024,
+            max_message_bytes: 64 * 1024 * 1024,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Defaults, listening on `listen`.
+    pub fn new(listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            ..Self::default()
+        }
+    }
+
+    /// Checks the limits are usable ([`GrpcServer::serve`](super::GrpcServer::serve) calls it).
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` naming every field that is zero.
+    pub fn validate(&self) -> Result<(), Error> {
+        let mut violations = Vec::new();
+        let mut positive = |field: &str, ok: bool| {
+            if !ok {
+                violations.push(FieldViolation {
+                    field: field.to_owned(),
+                    description: "must be greater than zero".to_owned(),
+                });
+            }
+        };
+        positive("request_timeout", !self.request_timeout.is_zero());
+        positive("concurrency_limit", self.concurrency_limit > 0);
+        positive("max_message_bytes", self.max_message_bytes > 0);
+        if violations.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::invalid_fields(violations))
+        }
+    }
+}
+
+/// Applies a [`ServerConfig::max_message_bytes`] to a generated tonic server (both
+/// directions); generated servers have no common trait, so this is a macro.
+///
+/// ```
+/// use steward_grpc::{GrpcServer, ServerConfig, with_message_limits};
+/// // Any generated server, e.g. `TrackingServiceServer::new(api)`:
+/// let (_reporter, svc) = tonic_health::server::health_reporter();
+/// let cfg = ServerConfig::default();
+/// let svc = with_message_limits!(svc, cfg.max_message_bytes);
+/// # let _ = (svc, GrpcServer::new(cfg));
+/// ```
+#[macro_export]
+macro_rules! with_message_limits {
+    ($service:expr, $max_bytes:expr) => {{
+        let max: usize = $max_bytes;
+        $service
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max)
+    }};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let cfg = ServerConfig::new("0.0.0.0:6000".parse().unwrap());
+        assert_eq!(cfg.listen.port(), 6000);
+        assert_eq!(cfg.request_timeout, Duration::from_secs(30));
+        assert_eq!(cfg.concurrency_limit, 1024);
+        assert_eq!(cfg.max_message_bytes, 64 * 1024 * 1024);
+        assert_eq!(cfg.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(
+            ServerConfig::default().listen.to_string(),
+            "127.0.0.1:50051"
+        );
+        cfg.validate().unwrap();
+    }
+
+    #[test]
+    fn zero_limits_are_named() {
+        let cfg = ServerConfig {
+            max_message_bytes: 0,
+            ..ServerConfig::default()
+        };
+        let err = cfg.validate().unwrap_err();
+        assert_eq!(err.violations.len(), 1);
+        assert_eq!(err.violations[0].field, "max_message_bytes");
+    }
+}

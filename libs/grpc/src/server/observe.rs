@@ -1,0 +1,120 @@
+//! Recording the final gRPC status of an RPC on its span.
+//!
+//! A unary error comes back "trailers-only" (`grpc-status` in the response headers); every
+//! other outcome arrives in the trailers at the end of the response body, so the body is
+//! wrapped to see them. The span lives as long as the body, so the exported span covers the
+//! whole response stream.
+
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use tonic::body::Body;
+use tonic::{Code, Status};
+use tracing::Span;
+
+/// Records the status of one RPC on its span, exactly once.
+pub(crate) struct Recorder {
+    span: Span,
+    start: Instant,
+    done: bool,
+}
+
+impl Recorder {
+    pub(crate) fn new(span: Span) -> Self {
+        Self {
+            span,
+            start: Instant::now(),
+            done: false,
+        }
+    }
+
+    pub(crate) fn record(&mut self, code: Code) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        self.span.record("rpc.grpc.status_code", code as i32);
+        if is_server_error(code) {
+            self.span.record("otel.status_code", "ERROR");
+        }
+        let elapsed_ms = self.start.elapsed().as_secs_f64() * 1e3;
+        self.span
+            .in_scope(|| tracing::debug!(grpc.code = ?code, elapsed_ms, "rpc finished"));
+    }
+}
+
+impl Drop for Recorder {
+    /// A response dropped before its trailers were sent was cancelled (client gone).
+    fn drop(&mut self) {
+        self.record(Code::Cancelled);
+    }
+}
+
+/// The codes OpenTelemetry marks as errors on server spans.
+fn is_server_error(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Unknown
+            | Code::DeadlineExceeded
+            | Code::Unimplemented
+            | Code::Internal
+            | Code::Unavailable
+            | Code::DataLoss
+    )
+}
+
+/// The `grpc-status` in a header or trailer map.
+pub(crate) fn status_in(headers: &http::HeaderMap) -> Option<Code> {
+    headers
+        .get("grpc-status")
+        .map(|v| Code::from_bytes(v.as_bytes()))
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that records the status it ends with.
+    pub(crate) struct ObservedBody {
+        #[pin]
+        inner: Body,
+        recorder: Recorder,
+    }
+}
+
+impl ObservedBody {
+    pub(crate) fn new(inner: Body, recorder: Recorder) -> Self {
+        Self { inner, recorder }
+    }
+}
+
+impl http_body::Body for ObservedBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let this = self.project();
+        let polled = ready!(this.inner.poll_frame(cx));
+        match &polled {
+            Some(Ok(frame)) => {
+                if let Some(code) = frame.trailers_ref().and_then(status_in) {
+                    this.recorder.record(code);
+                }
+            }
+            Some(Err(status)) => this.recorder.record(status.code()),
+            // A gRPC response that ends without a status is an error on the client side too.
+            None => this.recorder.record(Code::Unknown),
+        }
+        Poll::Ready(polled)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

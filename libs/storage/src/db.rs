@@ -1,0 +1,243 @@
+//! Connections and the write-transaction helper.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr,
+    TransactionTrait,
+};
+use steward_common::{Error, ErrorKind};
+use tokio::sync::{Mutex, Notify, OwnedMutexGuard};
+
+/// Reason of an error whose transaction may be re-run (used by [`crate::with_write_tx!`]).
+pub const RETRYABLE: &str = "TRANSACTION_CONFLICT";
+
+/// Which database engine is behind a [`Db`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite (embedded mode).
+    Sqlite,
+    /// PostgreSQL (distributed mode).
+    Postgres,
+}
+
+/// Connection options.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    /// Max pooled connections.
+    pub max_connections: u32,
+    /// How long to wait for a new connection / an idle pooled one.
+    pub connect_timeout: Duration,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A pooled database handle shared by a service.
+///
+/// On SQLite, write transactions are serialized through an in-process gate so writers queue
+/// instead of failing with `SQLITE_BUSY`; readers run concurrently (WAL mode).
+#[derive(Clone)]
+pub struct Db {
+    conn: DatabaseConnection,
+    backend: Backend,
+    write_gate: Option<Arc<Mutex<()>>>,
+    outbox_notify: Arc<Notify>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("backend", &self.backend)
+            .finish()
+    }
+}
+
+/// Maps a database error to a Steward error, logging internals once here.
+pub fn db_err(e: DbErr) -> Error {
+    let text = e.to_string();
+    // Serialization failures and deadlocks (Postgres 40001/40P01), SQLite busy/locked, and
+    // unique violations on idempotency keys are transient: the transaction can be re-run.
+    let transient = text.contains("40001")
+        || text.contains("40P01")
+        || text.contains("could not serialize")
+        || text.contains("deadlock detected")
+        || text.contains("database is locked");
+    if transient {
+        tracing::warn!(error = %text, "transient database conflict; retrying");
+        return Error::new(
+            ErrorKind::Aborted,
+            RETRYABLE,
+            "concurrent update conflict; retry",
+        );
+    }
+    if matches!(e, DbErr::ConnectionAcquire(_) | DbErr::Conn(_)) {
+        tracing::warn!(error = %text, "database unavailable");
+        return Error::unavailable(
+            "DATABASE_UNAVAILABLE",
+            "the database is unavailable; retry later",
+        );
+    }
+    Error::internal(format!("database error: {text}"))
+}
+
+impl Db {
+    /// Connects to `url` (`sqlite://...` or `postgres://...`).
+    pub async fn connect(url: &str, opts: &DbOptions) -> Result<Db, Error> {
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        let mut co = ConnectOptions::new(url.to_string());
+        co.max_connections(opts.max_connections)
+            .min_connections(0)
+            .connect_timeout(opts.connect_timeout)
+            .acquire_timeout(opts.connect_timeout)
+            .sqlx_logging(false);
+        if backend == Backend::Sqlite {
+            co.map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(30))
+                    .foreign_keys(true)
+                    .create_if_missing(true)
+                    // LIKE is case-sensitive on both engines; ILIKE is the case-insensitive one.
+                    .pragma("case_sensitive_like", "ON")
+            });
+        }
+        let conn = Database::connect(co).await.map_err(|e| {
+            tracing::error!(error = %e, "cannot connect to the database");
+            Error::unavailable(
+                "DATABASE_UNAVAILABLE",
+                format!("cannot connect to the database: {}", short_reason(&e)),
+            )
+        })?;
+        Ok(Db {
+            conn,
+            backend,
+            write_gate: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
+            outbox_notify: Arc::new(Notify::new()),
+        })
+    }
+
+    /// The engine behind this handle.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The connection pool, for reads.
+    pub fn conn(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    /// Notified after each commit that wrote outbox rows (wakes the relay).
+    pub fn outbox_notify(&self) -> Arc<Notify> {
+        self.outbox_notify.clone()
+    }
+
+    /// Begins a labelled write transaction. Prefer [`crate::with_write_tx!`].
+    pub async fn begin_write(&self, label: &'static str) -> Result<WriteTx, Error> {
+        let gate = match &self.write_gate {
+            Some(g) => Some(g.clone().lock_owned().await),
+            None => None,
+        };
+        let tx = self.conn.begin().await.map_err(db_err)?;
+        Ok(WriteTx {
+            tx,
+            _gate: gate,
+            label,
+            wrote_outbox: std::sync::atomic::AtomicBool::new(false),
+            notify: self.outbox_notify.clone(),
+            backend: self.backend,
+        })
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), Error> {
+        self.conn.ping().await.map_err(db_err)
+    }
+
+    /// Closes the pool.
+    pub async fn close(self) {
+        let _ = self.conn.close().await;
+    }
+}
+
+fn short_reason(e: &DbErr) -> String {
+    let t = e.to_string();
+    // Keep the first line, without any URL (which may carry credentials).
+    let line = t.lines().next().unwrap_or("").to_string();
+    if line.contains("://") {
+        "connection failed".into()
+    } else {
+        line
+    }
+}
+
+/// A write transaction. Dereferences to [`DatabaseTransaction`].
+pub struct WriteTx {
+    tx: DatabaseTransaction,
+    _gate: Option<OwnedMutexGuard<()>>,
+    label: &'static str,
+    wrote_outbox: std::sync::atomic::AtomicBool,
+    notify: Arc<Notify>,
+    backend: Backend,
+}
+
+impl WriteTx {
+    /// Commits; wakes the outbox relay if events were written.
+    pub async fn commit(self) -> Result<(), Error> {
+        let started = std::time::Instant::now();
+        self.tx.commit().await.map_err(db_err)?;
+        tracing::trace!(
+            label = self.label,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "commit"
+        );
+        if self.wrote_outbox.load(std::sync::atomic::Ordering::Relaxed) {
+            self.notify.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Rolls back (errors are logged, not returned: the transaction is abandoned either way).
+    pub async fn rollback(self) {
+        if let Err(e) = self.tx.rollback().await {
+            tracing::warn!(label = self.label, error = %e, "rollback failed");
+        }
+    }
+
+    /// Marks that this transaction wrote outbox rows.
+    pub(crate) fn mark_outbox(&self) {
+        self.wrote_outbox
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The engine.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = DatabaseTransaction;
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.tx
+    }
+}
+
+/// Executes a sea-query statement on any connection.
+pub async fn exec<C: ConnectionTrait, S: sea_orm::StatementBuilder + Sync>(
+    c: &C,
+    stmt: &S,
+) -> Result<sea_orm::ExecResult, Error> {
+    c.execute(stmt).await.map_err(db_err)
+}

@@ -1,0 +1,58 @@
+//! Steward's storage layer: the one shared schema (sea-orm migrations, SQLite and PostgreSQL),
+//! connection setup, the write-transaction helper, idempotency records, the transactional outbox
+//! and the hash-chained audit log.
+//!
+//! Every service writes through [`Db::begin_write`]; shared infrastructure rows (idempotency,
+//! outbox, audit) are written in the same transaction as the domain change.
+
+pub mod audit;
+pub mod db;
+pub mod idempotency;
+pub mod migrate;
+pub mod outbox;
+pub mod schema;
+pub mod testing;
+
+pub use db::{Backend, Db, DbOptions, WriteTx, db_err};
+pub use sea_orm;
+
+/// Runs `$body` in a write transaction labelled `$label`, committing on `Ok` and rolling back on
+/// `Err`. Transient conflicts (serialization failures, deadlocks, a concurrent insert of the same
+/// idempotency key) are retried up to 3 times with the whole body re-run.
+///
+/// ```ignore
+/// let run = with_write_tx!(db, "create_run", |tx| { store::insert_run(&tx, &run).await?; Ok(run) })?;
+/// ```
+#[macro_export]
+macro_rules! with_write_tx {
+    ($db:expr, $label:expr, |$tx:ident| $body:block) => {{
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let $tx = $db.begin_write($label).await?;
+            let result: $crate::__Result<_> = async { $body }.await;
+            match result {
+                Ok(value) => match $tx.commit().await {
+                    Ok(()) => break Ok(value),
+                    Err(e) if e.kind == $crate::__ErrorKind::Aborted && attempt < 3 => continue,
+                    Err(e) => break Err(e),
+                },
+                Err(e) => {
+                    $tx.rollback().await;
+                    if e.kind == $crate::__ErrorKind::Aborted
+                        && e.reason == $crate::db::RETRYABLE
+                        && attempt < 3
+                    {
+                        continue;
+                    }
+                    break Err(e);
+                }
+            }
+        }
+    }};
+}
+
+#[doc(hidden)]
+pub use steward_common::ErrorKind as __ErrorKind;
+#[doc(hidden)]
+pub type __Result<T> = steward_common::Result<T>;

@@ -1,0 +1,53 @@
+//! Applying migrations, safely when several replicas start at once.
+//!
+//! On PostgreSQL the migrations run inside one transaction holding a transaction-scoped advisory
+//! lock, so concurrent starters queue and the later ones find nothing to do. On SQLite (one
+//! process) they run under the write gate.
+
+use sea_orm::ConnectionTrait;
+use sea_orm_migration::{MigrationTrait, MigratorTrait};
+use steward_common::Error;
+
+use crate::db::{Backend, Db, db_err};
+
+/// Advisory lock key of schema migrations ("steward" in ASCII, truncated to 63 bits).
+const MIGRATION_LOCK_KEY: i64 = 0x7374_6577_6172_64;
+
+/// The list of migrations, in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(crate::schema::M0001Init)]
+    }
+
+    fn migration_table_name() -> sea_orm::DynIden {
+        sea_orm::sea_query::Alias::new("steward_migrations").into_iden()
+    }
+}
+
+use sea_orm::sea_query::IntoIden;
+
+/// Applies all pending migrations.
+pub async fn run(db: &Db) -> Result<(), Error> {
+    let tx = db.begin_write("migrate").await?;
+    if db.backend() == Backend::Postgres {
+        tx.execute_unprepared(&format!(
+            "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
+        ))
+        .await
+        .map_err(db_err)?;
+    }
+    Migrator::up(&*tx, None).await.map_err(db_err)?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Names of the applied migrations (for `steward migrate` output and tests).
+pub async fn applied(db: &Db) -> Result<Vec<String>, Error> {
+    let rows = Migrator::get_applied_migrations(db.conn())
+        .await
+        .map_err(db_err)?;
+    Ok(rows.iter().map(|m| m.name().to_string()).collect())
+}

@@ -1,0 +1,203 @@
+//! The one shared schema: table and column identifiers used by every service's store, and the
+//! migrations that create them on SQLite and PostgreSQL.
+//!
+//! Ownership: the tracking service writes `experiments`, `experiment_tags`, `runs`, `run_params`,
+//! `run_tags`, `latest_metrics`, `metric_chunks`, `datasets`, `run_inputs` and `artifacts`. Every
+//! service writes its own rows of `idempotency_records`, `outbox`, `audit_records` and
+//! `audit_chain_heads` through this crate.
+//!
+//! Times are `BIGINT` milliseconds since the Unix epoch (UTC).
+
+use sea_orm::DeriveIden;
+
+mod m0001_init;
+
+pub(crate) use m0001_init::M0001Init;
+
+/// `experiments`
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum Experiments {
+    Table,
+    Id,
+    DisplayName,
+    Description,
+    ArtifactLocation,
+    Lifecycle,
+    CreateTime,
+    UpdateTime,
+    DeleteTime,
+    Version,
+}
+
+/// `experiment_tags`
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum ExperimentTags {
+    Table,
+    ExperimentId,
+    Key,
+    Value,
+}
+
+/// `runs`
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum Runs {
+    Table,
+    Id,
+    ExperimentId,
+    RunName,
+    Status,
+    StartTime,
+    EndTime,
+    ParentRunId,
+    Lifecycle,
+    Creator,
+    ArtifactUri,
+    CreateTime,
+    UpdateTime,
+    DeleteTime,
+    Version,
+}
+
+/// `run_params`
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum RunParams {
+    Table,
+    RunId,
+    Key,
+    Value,
+}
+
+/// `run_tags`
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum RunTags {
+    Table,
+    RunId,
+    Key,
+    Value,
+}
+
+/// `latest_metrics`: the latest point of each metric of each run (what search filters and
+/// orders on). `value` is NULL for NaN.
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum LatestMetrics {
+    Table,
+    RunId,
+    Key,
+    Value,
+    Step,
+    Timestamp,
+}
+
+/// `metric_chunks`: metric history as compressed column chunks per (run, key).
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum MetricChunks {
+    Table,
+    Id,
+    RunId,
+    Key,
+    NPoints,
+    MinStep,
+    MaxStep,
+    Data,
+}
+
+/// `datasets`: deduplicated by (name, digest).
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum Datasets {
+    Table,
+    Id,
+    Name,
+    Digest,
+    SourceUri,
+    SourceType,
+    SchemaJson,
+    Profile,
+    CreateTime,
+}
+
+/// `run_inputs`: which datasets a run used, in which context.
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum RunInputs {
+    Table,
+    RunId,
+    DatasetId,
+    Context,
+}
+
+/// `artifacts`: metadata of every artifact written through the service.
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum Artifacts {
+    Table,
+    RunId,
+    Path,
+    SizeBytes,
+    Sha256,
+    ContentType,
+    CreateTime,
+}
+
+/// `idempotency_records`: the stored response of each mutation that carried a `request_id`.
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum IdempotencyRecords {
+    Table,
+    Service,
+    RequestId,
+    Method,
+    RequestHash,
+    Response,
+    CreateTime,
+}
+
+/// `outbox`: events committed with their change, waiting for the relay.
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum Outbox {
+    Table,
+    Id,
+    Service,
+    EventId,
+    EventType,
+    Envelope,
+    CreateTime,
+}
+
+/// `audit_records`: the hash-chained audit log, one chain per service.
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum AuditRecords {
+    Table,
+    Service,
+    Seq,
+    Time,
+    Actor,
+    Action,
+    Resource,
+    BeforeJson,
+    AfterJson,
+    RequestId,
+    TraceId,
+    PrevHash,
+    Hash,
+}
+
+/// `audit_chain_heads`: the last (seq, hash) of each service's chain; its row lock serializes
+/// appends to one chain.
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum AuditChainHeads {
+    Table,
+    Service,
+    Seq,
+    Hash,
+}

@@ -1,0 +1,31 @@
+//! Generated protobuf types and gRPC stubs of the Steward API.
+//!
+//! Compiled once from `proto/steward/**` by `build.rs` with protox; the encoded descriptor set is
+//! exported as [`FILE_DESCRIPTOR_SET`] for gRPC reflection.
+
+#![allow(clippy::all, missing_docs)]
+
+/// Encoded `FileDescriptorSet` of every Steward proto (for reflection).
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/steward_descriptor.bin"));
+
+/// `steward.*` packages.
+pub mod steward {
+    /// `steward.events.v1`: the event envelope and domain events.
+    pub mod events {
+        /// Version 1.
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/steward.events.v1.rs"));
+        }
+    }
+    /// `steward.tracking.v1`: experiments, runs, metrics, datasets and artifacts.
+    pub mod tracking {
+        /// Version 1.
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/steward.tracking.v1.rs"));
+        }
+    }
+}
+
+pub use steward::events::v1 as events;
+pub use steward::tracking::v1 as tracking;

@@ -1,0 +1,175 @@
+//! Command-line definitions.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Steward: ML model management (experiment tracking, registry, deployment, monitoring).
+#[derive(Parser, Debug)]
+#[command(name = "steward", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Server options shared by `up` and `migrate`.
+#[derive(Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "STEWARD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory (SQLite database and local artifacts).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Client options shared by the CLI commands.
+#[derive(Args, Debug, Clone)]
+pub struct ClientArgs {
+    /// Server address.
+    #[arg(
+        long,
+        env = "STEWARD_ADDR",
+        default_value = "http://127.0.0.1:50051",
+        global = true
+    )]
+    pub addr: String,
+    /// Bearer token (sent as `authorization`).
+    #[arg(long, env = "STEWARD_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// Top-level commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run every service in one process on one port (SQLite, local artifacts and in-process
+    /// events by default; Postgres/Redis/S3 when configured).
+    Up {
+        /// Listen address.
+        #[arg(long)]
+        listen: Option<String>,
+        /// Do not apply migrations at start-up.
+        #[arg(long)]
+        no_migrate: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Apply database migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Experiments.
+    Experiments {
+        #[command(subcommand)]
+        cmd: ExperimentsCmd,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Runs.
+    Runs {
+        #[command(subcommand)]
+        cmd: RunsCmd,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Run artifacts.
+    Artifacts {
+        #[command(subcommand)]
+        cmd: ArtifactsCmd,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// `steward experiments ...`
+#[derive(Subcommand, Debug)]
+pub enum ExperimentsCmd {
+    /// List experiments.
+    List {
+        /// Filter, e.g. "display_name LIKE 'fraud%'".
+        #[arg(long, default_value = "")]
+        filter: String,
+        /// Include deleted experiments.
+        #[arg(long)]
+        all: bool,
+        /// Max rows.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Create an experiment.
+    Create {
+        /// Unique name.
+        name: String,
+        /// Description.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Show one experiment (resource name or display name).
+    Get {
+        /// `experiments/{id}` or a display name.
+        experiment: String,
+    },
+}
+
+/// `steward runs ...`
+#[derive(Subcommand, Debug)]
+pub enum RunsCmd {
+    /// Search runs with a filter.
+    Search {
+        /// Experiments (`experiments/{id}` or display names); repeatable.
+        #[arg(long = "experiment", short = 'e', required = true)]
+        experiments: Vec<String>,
+        /// Filter, e.g. "metrics.acc > 0.9 AND params.lr = '0.01'".
+        #[arg(long, default_value = "")]
+        filter: String,
+        /// Order, e.g. "metrics.acc desc".
+        #[arg(long, default_value = "")]
+        order_by: String,
+        /// Max rows.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Show one run.
+    Get {
+        /// `experiments/{e}/runs/{r}`.
+        run: String,
+    },
+}
+
+/// `steward artifacts ...`
+#[derive(Subcommand, Debug)]
+pub enum ArtifactsCmd {
+    /// Upload a local file to a run's artifact path.
+    Upload {
+        /// `experiments/{e}/runs/{r}`.
+        run: String,
+        /// Local file.
+        file: PathBuf,
+        /// Artifact path (default: the file name).
+        #[arg(long)]
+        path: Option<String>,
+    },
+    /// Download an artifact to a local file.
+    Download {
+        /// `experiments/{e}/runs/{r}`.
+        run: String,
+        /// Artifact path.
+        path: String,
+        /// Local file to write (default: the artifact's file name).
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+    },
+    /// List a run's artifacts.
+    List {
+        /// `experiments/{e}/runs/{r}`.
+        run: String,
+        /// Directory prefix.
+        #[arg(long, default_value = "")]
+        prefix: String,
+    },
+}

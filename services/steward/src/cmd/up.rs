@@ -1,0 +1,107 @@
+//! `steward up` and `steward migrate`.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use steward_config::{Config, Overrides, redact_url};
+use steward_grpc::GrpcServer;
+use steward_tracking::server::{self as tracking, Backends, STREAMING_METHODS};
+
+use crate::cli::ServerArgs;
+
+fn load(listen: Option<String>, no_migrate: bool, s: &ServerArgs) -> anyhow::Result<Config> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let o = Overrides {
+        listen,
+        data_dir: s.data_dir.clone(),
+        no_migrate,
+    };
+    Ok(Config::load(s.config.as_deref(), &env, &o)?)
+}
+
+/// Runs all services in one process until Ctrl-C / SIGTERM.
+pub async fn up(listen: Option<String>, no_migrate: bool, s: ServerArgs) -> anyhow::Result<()> {
+    let cfg = load(listen, no_migrate, &s)?;
+    let tcfg = steward_telemetry::TelemetryConfig::from_env("steward")
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let guard =
+        steward_telemetry::init(&tcfg).map_err(|e| anyhow::anyhow!("telemetry: {}", e.message))?;
+    let b = Backends::open(&cfg)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let relay = b.start_relay(steward_tracking::app::SERVICE);
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (use --listen to pick another address)",
+                cfg.listen
+            )
+        })?;
+    let addr = listener.local_addr()?;
+    println!("Steward is up: gRPC on {addr} (health and reflection on)");
+    println!("  database:  {}", redact_url(&cfg.database_url));
+    println!("  artifacts: {}", b.objects.describe());
+    println!(
+        "  events:    {}",
+        cfg.redis_url
+            .as_deref()
+            .map(|u| format!("Redis Streams at {}", redact_url(u)))
+            .unwrap_or_else(|| "in-process".into())
+    );
+    if cfg.is_sqlite() {
+        println!("  data dir:  {}", cfg.data_dir.display());
+    }
+    println!("Try: steward experiments list --addr http://{addr}    (Ctrl-C to stop)");
+    let server = GrpcServer::new(tracking::server_config(&cfg))
+        .file_descriptor_set(steward_proto::FILE_DESCRIPTOR_SET)
+        .add_streaming_methods(STREAMING_METHODS)
+        .add_service(tracking::service(&b, &cfg));
+    let result = server.serve(listener, shutdown_signal()).await;
+    if let Err(e) = relay.shutdown().await {
+        tracing::warn!(error = %e, "outbox relay did not drain before shutdown; pending events are relayed at the next start");
+    }
+    b.db.close().await;
+    guard.shutdown();
+    result.map_err(|e| anyhow::anyhow!("{}", e.message))
+}
+
+/// Applies migrations and exits.
+pub async fn migrate(s: ServerArgs) -> anyhow::Result<()> {
+    let cfg = load(None, false, &s)?;
+    if cfg.is_sqlite() {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
+    }
+    let db = steward_storage::Db::connect(&cfg.database_url, &Default::default())
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    steward_storage::migrate::run(&db)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let applied = steward_storage::migrate::applied(&db)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    println!(
+        "database {} is at migration {}",
+        redact_url(&cfg.database_url),
+        applied.last().map(String::as_str).unwrap_or("(none)")
+    );
+    db.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    eprintln!("shutting down: draining requests");
+}

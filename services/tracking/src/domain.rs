@@ -1,0 +1,9 @@
+//! Pure types and rules of experiment tracking: no IO, no protobuf.
+
+pub mod chunk;
+pub mod downsample;
+pub mod filter;
+pub mod model;
+pub mod validate;
+
+pub use model::*;

@@ -1,0 +1,107 @@
+//! Input rules shared by every use case.
+
+use steward_common::Error;
+use steward_config::Limits;
+
+/// Checks a metric/param/tag key: 1..=max bytes, printable, no leading/trailing space, and no
+/// `/`-traversal (`..`) since keys appear in paths of some clients.
+pub fn key(field: &str, k: &str, limits: &Limits) -> Result<(), Error> {
+    if k.is_empty() {
+        return Err(Error::invalid_field(field, "must not be empty"));
+    }
+    if k.len() > limits.max_key_bytes {
+        return Err(Error::limit(
+            field,
+            format!("at most {} bytes", limits.max_key_bytes),
+        ));
+    }
+    if k.chars().any(|c| c.is_control()) {
+        return Err(Error::invalid_field(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    if k.trim() != k {
+        return Err(Error::invalid_field(
+            field,
+            "must not start or end with whitespace",
+        ));
+    }
+    if k.split('/').any(|seg| seg == ".." || seg == ".") {
+        return Err(Error::invalid_field(
+            field,
+            "must not contain `.` or `..` path segments",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a text value's length and that it holds no NUL.
+pub fn text(field: &str, v: &str, max: usize) -> Result<(), Error> {
+    if v.len() > max {
+        return Err(Error::limit(field, format!("at most {max} bytes")));
+    }
+    if v.contains('\0') {
+        return Err(Error::invalid_field(
+            field,
+            "must not contain NUL characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a display name: 1..=500 bytes, no control characters.
+pub fn name(field: &str, v: &str) -> Result<(), Error> {
+    if v.trim().is_empty() {
+        return Err(Error::invalid_field(field, "must not be empty"));
+    }
+    if v.len() > 500 {
+        return Err(Error::limit(field, "at most 500 bytes"));
+    }
+    if v.chars().any(|c| c.is_control()) {
+        return Err(Error::invalid_field(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Resolves a page size: 0 means `default`; above `max` is an error.
+pub fn page_size(v: i32, default: usize, max: usize) -> Result<usize, Error> {
+    match v {
+        0 => Ok(default),
+        v if v < 0 => Err(Error::invalid_field("page_size", "must not be negative")),
+        v if v as usize > max => Err(Error::limit("page_size", format!("at most {max}"))),
+        v => Ok(v as usize),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys() {
+        let l = Limits::default();
+        assert!(key("k", "val_loss", &l).is_ok());
+        assert!(key("k", "a/b", &l).is_ok());
+        for bad in ["", " x", "a\nb", "../x", "a/./b"] {
+            assert_eq!(
+                key("metrics[0].key", bad, &l).unwrap_err().violations[0].field,
+                "metrics[0].key"
+            );
+        }
+        assert_eq!(
+            key("k", &"x".repeat(251), &l).unwrap_err().reason,
+            "LIMIT_EXCEEDED"
+        );
+    }
+
+    #[test]
+    fn page_sizes() {
+        assert_eq!(page_size(0, 50, 100).unwrap(), 50);
+        assert!(page_size(-1, 50, 100).is_err());
+        assert!(page_size(101, 50, 100).is_err());
+    }
+}

@@ -1,0 +1,246 @@
+//! Starts the tracking service on real backends and gives tests a client.
+
+use std::sync::Arc;
+
+use steward_artifacts::{ObjectStoreConfig, S3Config};
+use steward_config::{Config, Overrides};
+use steward_events::{EventBus, InProcessBus, RedisBus};
+use steward_grpc::{GrpcServer, PageTokenCodec};
+use steward_proto::tracking as pb;
+use steward_proto::tracking::tracking_service_client::TrackingServiceClient;
+use steward_storage::testing::TestDb;
+use steward_tracking::server::{Backends, STREAMING_METHODS, server_config, service};
+use tonic::transport::Channel;
+
+/// A running tracking service.
+pub struct Harness {
+    pub label: String,
+    pub client: TrackingServiceClient<Channel>,
+    pub backends: Backends,
+    pub s3: bool,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    db: Option<TestDb>,
+    _dir: tempfile::TempDir,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Every backend combination asked for: the embedded one, and the real one if any real
+/// backend is configured.
+pub async fn all() -> Vec<Harness> {
+    let mut v = vec![start(false).await];
+    if env("STEWARD_TEST_DATABASE_URL").is_some()
+        || env("STEWARD_TEST_S3_ENDPOINT").is_some()
+        || env("STEWARD_TEST_REDIS_URL").is_some()
+    {
+        v.push(start(true).await);
+    } else {
+        eprintln!(
+            "real-backend tier not asked for (set STEWARD_TEST_DATABASE_URL, STEWARD_TEST_S3_ENDPOINT, STEWARD_TEST_REDIS_URL)"
+        );
+    }
+    v
+}
+
+/// Installs tracing once per test process (so spans carry trace ids, as in the binaries).
+fn telemetry() {
+    static ONCE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    ONCE.get_or_init(|| {
+        let mut cfg = steward_telemetry::TelemetryConfig::new("steward-tracking-test");
+        cfg.log_filter = "warn".into();
+        std::mem::forget(steward_telemetry::init(&cfg).expect("telemetry"));
+    });
+}
+
+/// Starts the service; `real` uses each configured real backend.
+pub async fn start(real: bool) -> Harness {
+    telemetry();
+    let dir = tempfile::tempdir().unwrap();
+    let mut label = Vec::new();
+    let db = if real && env("STEWARD_TEST_DATABASE_URL").is_some() {
+        label.push("postgres");
+        TestDb::postgres().await.expect("postgres asked for")
+    } else {
+        label.push("sqlite");
+        TestDb::sqlite().await
+    };
+    let s3_endpoint = if real {
+        env("STEWARD_TEST_S3_ENDPOINT")
+    } else {
+        None
+    };
+    let store_cfg = match &s3_endpoint {
+        Some(endpoint) => {
+            label.push("s3");
+            ObjectStoreConfig::S3(S3Config {
+                bucket: format!(
+                    "steward-test-{}",
+                    &uuid::Uuid::new_v4().simple().to_string()[..16]
+                ),
+                prefix: "pfx".into(),
+                region: "us-east-1".into(),
+                endpoint: Some(endpoint.clone()),
+                path_style: true,
+                access_key_id: Some("test".into()),
+                secret_access_key: Some("test".into()),
+                create_bucket: true,
+            })
+        }
+        None => {
+            label.push("local");
+            ObjectStoreConfig::Local {
+                root: dir.path().join("artifacts"),
+            }
+        }
+    };
+    let objects = steward_artifacts::open(&store_cfg)
+        .await
+        .expect("object store");
+    objects.check().await.expect("object store reachable");
+    let bus: Arc<dyn EventBus> = match if real {
+        env("STEWARD_TEST_REDIS_URL")
+    } else {
+        None
+    } {
+        Some(url) => {
+            label.push("redis");
+            Arc::new(
+                RedisBus::connect(
+                    &url,
+                    &format!("steward-test-{}:", uuid::Uuid::new_v4().simple()),
+                )
+                .await
+                .expect("redis asked for"),
+            )
+        }
+        None => {
+            label.push("in-process");
+            Arc::new(InProcessBus::new())
+        }
+    };
+    let backends = Backends {
+        db: db.db.clone(),
+        objects,
+        bus,
+        tokens: Arc::new(PageTokenCodec::random()),
+    };
+    let mut cfg = Config::load(
+        None,
+        &Default::default(),
+        &Overrides {
+            listen: Some("127.0.0.1:0".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    cfg.database_url = db.url.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = GrpcServer::new(server_config(&cfg))
+        .file_descriptor_set(steward_proto::FILE_DESCRIPTOR_SET)
+        .add_streaming_methods(STREAMING_METHODS)
+        .add_service(service(&backends, &cfg));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        server
+            .serve(listener, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server");
+    });
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let client = TrackingServiceClient::new(channel)
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20);
+    Harness {
+        label: label.join("+"),
+        client,
+        backends,
+        s3: s3_endpoint.is_some(),
+        stop: Some(tx),
+        task: Some(task),
+        db: Some(db),
+        _dir: dir,
+    }
+}
+
+impl Harness {
+    /// Stops the server and drops the test database.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+        if let Some(db) = self.db.take() {
+            db.cleanup().await;
+        }
+    }
+
+    /// A fresh experiment with a unique name.
+    pub async fn experiment(&mut self) -> pb::Experiment {
+        self.client
+            .create_experiment(pb::CreateExperimentRequest {
+                experiment: Some(pb::Experiment {
+                    display_name: format!("exp-{}", uuid::Uuid::new_v4()),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    /// A fresh run in `exp`.
+    pub async fn run(&mut self, exp: &str) -> pb::Run {
+        self.client
+            .create_run(pb::CreateRunRequest {
+                parent: exp.into(),
+                run: Some(pb::Run::default()),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+}
+
+/// Asserts a gRPC error's code and the field named in its BadRequest details (if `field`).
+#[track_caller]
+pub fn assert_bad(status: tonic::Status, code: tonic::Code, field: Option<&str>) {
+    use tonic_types::StatusExt;
+    assert_eq!(status.code(), code, "{status:?}");
+    assert!(
+        status.get_details_error_info().is_some(),
+        "every error carries ErrorInfo: {status:?}"
+    );
+    if let Some(f) = field {
+        let br = status
+            .get_details_bad_request()
+            .unwrap_or_else(|| panic!("no BadRequest in {status:?}"));
+        assert!(
+            br.field_violations.iter().any(|v| v.field == f),
+            "expected a violation on {f}, got {:?}",
+            br.field_violations
+        );
+    }
+}
+
+/// The ErrorInfo reason of a status.
+pub fn reason(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    status
+        .get_details_error_info()
+        .map(|i| i.reason)
+        .unwrap_or_default()
+}
