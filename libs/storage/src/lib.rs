@@ -17,10 +17,10 @@ pub use db::{Backend, Db, DbOptions, WriteTx, db_err};
 pub use sea_orm;
 
 /// Runs `$body` in a write transaction labelled `$label`, committing on `Ok` and rolling back on
-/// `Err`. Transient conflicts (serialization failures, deadlocks, a concurrent insert of the same
+/// `Err`; evaluates to the body's `Result`. Transient conflicts (serialization failures, deadlocks, a concurrent insert of the same
 /// idempotency key) are retried up to 3 times with the whole body re-run.
 ///
-/// ```ignore
+/// ```text
 /// let run = with_write_tx!(db, "create_run", |tx| { store::insert_run(&tx, &run).await?; Ok(run) })?;
 /// ```
 #[macro_export]
@@ -29,7 +29,10 @@ macro_rules! with_write_tx {
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            let $tx = $db.begin_write($label).await?;
+            let $tx = match $db.begin_write($label).await {
+                Ok(tx) => tx,
+                Err(e) => break Err(e),
+            };
             let result: $crate::__Result<_> = async { $body }.await;
             match result {
                 Ok(value) => match $tx.commit().await {

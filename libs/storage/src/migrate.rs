@@ -10,8 +10,8 @@ use steward_common::Error;
 
 use crate::db::{Backend, Db, db_err};
 
-/// Advisory lock key of schema migrations ("steward" in ASCII, truncated to 63 bits).
-const MIGRATION_LOCK_KEY: i64 = 0x7374_6577_6172_64;
+/// Advisory lock key of schema migrations ("steward" in ASCII).
+const MIGRATION_LOCK_KEY: i64 = i64::from_be_bytes(*b"\0steward");
 
 /// The list of migrations, in order.
 pub struct Migrator;

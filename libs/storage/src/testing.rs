@@ -23,12 +23,19 @@ pub struct TestDb {
 impl TestDb {
     /// A migrated SQLite database in a temporary directory.
     pub async fn sqlite() -> TestDb {
+        Self::sqlite_with(true).await
+    }
+
+    /// A SQLite database, migrated or empty.
+    pub async fn sqlite_with(migrate: bool) -> TestDb {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite://{}/test.db?mode=rwc", dir.path().display());
         let db = Db::connect(&url, &DbOptions::default())
             .await
             .expect("sqlite connect");
-        crate::migrate::run(&db).await.expect("migrate sqlite");
+        if migrate {
+            crate::migrate::run(&db).await.expect("migrate sqlite");
+        }
         TestDb {
             label: "sqlite",
             url,
@@ -41,6 +48,11 @@ impl TestDb {
     /// A fresh migrated database on the server of `STEWARD_TEST_DATABASE_URL`, if set.
     /// Panics (fails the test) if it is set but unreachable.
     pub async fn postgres() -> Option<TestDb> {
+        Self::postgres_with(true).await
+    }
+
+    /// A fresh Postgres database, migrated or empty (see [`TestDb::postgres`]).
+    pub async fn postgres_with(migrate: bool) -> Option<TestDb> {
         let base = std::env::var("STEWARD_TEST_DATABASE_URL")
             .ok()
             .filter(|s| !s.is_empty())?;
@@ -62,7 +74,9 @@ impl TestDb {
         )
         .await
         .expect("connect to the test database");
-        crate::migrate::run(&db).await.expect("migrate postgres");
+        if migrate {
+            crate::migrate::run(&db).await.expect("migrate postgres");
+        }
         Some(TestDb {
             label: "postgres",
             url,
@@ -75,8 +89,13 @@ impl TestDb {
     /// Every backend asked for: SQLite, plus Postgres when configured. Prints one line when
     /// Postgres was not asked for.
     pub async fn all() -> Vec<TestDb> {
-        let mut v = vec![TestDb::sqlite().await];
-        match TestDb::postgres().await {
+        Self::all_with(true).await
+    }
+
+    /// Every backend asked for, migrated or empty.
+    pub async fn all_with(migrate: bool) -> Vec<TestDb> {
+        let mut v = vec![TestDb::sqlite_with(migrate).await];
+        match TestDb::postgres_with(migrate).await {
             Some(pg) => v.push(pg),
             None => eprintln!("postgres tier not asked for (set STEWARD_TEST_DATABASE_URL)"),
         }

@@ -175,7 +175,7 @@ impl Tracking {
     }
 
     async fn release_reservation(&self, run_id: &str, path: &str) {
-        let r: Result<(), Error> = async {
+        let r: Result<(), Error> = {
             with_write_tx!(self.db, "release_artifact", |tx| {
                 use sea_orm::ConnectionTrait;
                 use sea_orm::sea_query::{Expr, ExprTrait, Query};
@@ -189,8 +189,7 @@ impl Tracking {
                 tx.execute(&q).await.map_err(steward_storage::db_err)?;
                 Ok(())
             })
-        }
-        .await;
+        };
         if let Err(e) = r {
             tracing::warn!(error = %e, run_id, path, "could not release an artifact reservation; it expires by itself");
         }

@@ -9,7 +9,8 @@
 
 use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{
-    Alias, Condition, Expr, ExprTrait, Func, JoinType, Order, Query, SelectStatement,
+    Alias, Condition, DynIden, Expr, ExprTrait, Func, IntoIden, JoinType, Order, Query,
+    SelectStatement,
 };
 use serde::{Deserialize, Serialize};
 use steward_common::Error;
@@ -142,22 +143,43 @@ fn attr_col(a: Attr, r: &Alias) -> Expr {
     Expr::col((r.clone(), c))
 }
 
+/// The three (run_id, key, value) tables.
+#[derive(Clone, Copy)]
+enum Kv {
+    Metrics,
+    Params,
+    Tags,
+}
+
+impl Kv {
+    fn idens(self) -> (DynIden, DynIden, DynIden, DynIden) {
+        match self {
+            Kv::Metrics => (
+                M::Table.into_iden(),
+                M::RunId.into_iden(),
+                M::Key.into_iden(),
+                M::Value.into_iden(),
+            ),
+            Kv::Params => (
+                P::Table.into_iden(),
+                P::RunId.into_iden(),
+                P::Key.into_iden(),
+                P::Value.into_iden(),
+            ),
+            Kv::Tags => (
+                T::Table.into_iden(),
+                T::RunId.into_iden(),
+                T::Key.into_iden(),
+                T::Value.into_iden(),
+            ),
+        }
+    }
+}
+
 /// EXISTS over a (run_id, key, value) table; `test` None means "has the key".
-fn kv_exists<Tb, C>(
-    table: Tb,
-    run_id: C,
-    key_col: C,
-    value_col: C,
-    key: &str,
-    r: &Alias,
-    n: &mut usize,
-    test: Option<&Test>,
-) -> Expr
-where
-    Tb: sea_orm::sea_query::Iden + 'static,
-    C: sea_orm::sea_query::Iden + Clone + 'static,
-{
+fn kv_exists(kv: Kv, key: &str, r: &Alias, n: &mut usize, test: Option<&Test>) -> Expr {
     *n += 1;
+    let (table, run_id, key_col, value_col) = kv.idens();
     let t = Alias::new(format!("f{n}"));
     let mut sub = Query::select();
     sub.expr(Expr::val(1))
@@ -184,15 +206,9 @@ fn run_condition(f: &Filter, r: &Alias, n: &mut usize) -> Result<Condition, Erro
             let missing = matches!(test, Test::IsNull { negated: false });
             let value_test = (!presence_only).then_some(test);
             let e = match field {
-                Field::Metric(k) => {
-                    kv_exists(M::Table, M::RunId, M::Key, M::Value, k, r, n, value_test)
-                }
-                Field::Param(k) => {
-                    kv_exists(P::Table, P::RunId, P::Key, P::Value, k, r, n, value_test)
-                }
-                Field::Tag(k) => {
-                    kv_exists(T::Table, T::RunId, T::Key, T::Value, k, r, n, value_test)
-                }
+                Field::Metric(k) => kv_exists(Kv::Metrics, k, r, n, value_test),
+                Field::Param(k) => kv_exists(Kv::Params, k, r, n, value_test),
+                Field::Tag(k) => kv_exists(Kv::Tags, k, r, n, value_test),
                 Field::Attr(a) => {
                     return Ok(Condition::all().add(apply_test(attr_col(*a, r), test)));
                 }
