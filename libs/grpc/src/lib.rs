@@ -13,6 +13,7 @@ mod client;
 mod context;
 mod page_token;
 mod server;
+mod signal;
 mod status;
 
 pub use client::{TracedChannel, connect, connect_traced};
@@ -22,6 +23,7 @@ pub use context::{
 };
 pub use page_token::{MAX_TOKEN_LEN, PageTokenCodec};
 pub use server::{GrpcServer, ServerConfig, bind};
+pub use signal::shutdown_signal;
 pub use status::{
     ERROR_DOMAIN, INTERNAL_MESSAGE, IntoStatus, REMOTE_REASON_KEY, ResultExt, code_of, from_status,
     kind_of, to_status,

@@ -97,7 +97,11 @@ pub(crate) fn status_err(s: tonic::Status) -> anyhow::Error {
     let mut msg = format!("{:?}: {}", s.code(), s.message());
     if let Some(br) = s.get_details_bad_request() {
         for v in br.field_violations {
-            msg.push_str(&format!("\n  {}: {}", v.field, v.description));
+            let line = format!("{}: {}", v.field, v.description);
+            // Single-field errors already say this in the message.
+            if !s.message().contains(&line) {
+                msg.push_str(&format!("\n  {line}"));
+            }
         }
     }
     anyhow::anyhow!(msg)

@@ -50,10 +50,7 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let result = steward_tracking::server::run(cfg, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await;
+    let result = steward_tracking::server::run(cfg, steward_grpc::shutdown_signal()).await;
     guard.shutdown();
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

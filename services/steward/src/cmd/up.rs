@@ -57,7 +57,7 @@ pub async fn up(listen: Option<String>, no_migrate: bool, s: ServerArgs) -> anyh
         .file_descriptor_set(steward_proto::FILE_DESCRIPTOR_SET)
         .add_streaming_methods(STREAMING_METHODS)
         .add_service(tracking::service(&b, &cfg));
-    let result = server.serve(listener, shutdown_signal()).await;
+    let result = server.serve(listener, steward_grpc::shutdown_signal()).await;
     if let Err(e) = relay.shutdown().await {
         tracing::warn!(error = %e, "outbox relay did not drain before shutdown; pending events are relayed at the next start");
     }
@@ -89,19 +89,4 @@ pub async fn migrate(s: ServerArgs) -> anyhow::Result<()> {
     );
     db.close().await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
-    eprintln!("shutting down: draining requests");
 }
