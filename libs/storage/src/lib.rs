@@ -37,7 +37,10 @@ macro_rules! with_write_tx {
             match result {
                 Ok(value) => match $tx.commit().await {
                     Ok(()) => break Ok(value),
-                    Err(e) if e.kind == $crate::__ErrorKind::Aborted && attempt < 3 => continue,
+                    Err(e) if e.kind == $crate::__ErrorKind::Aborted && attempt < 3 => {
+                        $crate::__backoff(attempt).await;
+                        continue;
+                    }
                     Err(e) => break Err(e),
                 },
                 Err(e) => {
@@ -59,3 +62,11 @@ macro_rules! with_write_tx {
 pub use steward_common::ErrorKind as __ErrorKind;
 #[doc(hidden)]
 pub type __Result<T> = steward_common::Result<T>;
+
+#[doc(hidden)]
+pub async fn __backoff(attempt: u32) {
+    // 5, 10, 20 ms with jitter: enough for a competing transaction to finish.
+    let base = 5u64 << attempt.min(4);
+    let jitter = uuid::Uuid::new_v4().as_u128() as u64 % base.max(1);
+    tokio::time::sleep(std::time::Duration::from_millis(base + jitter)).await;
+}

@@ -29,8 +29,22 @@ impl MigratorTrait for Migrator {
 
 use sea_orm::sea_query::IntoIden;
 
-/// Applies all pending migrations.
+/// Applies all pending migrations. Transient lock conflicts (another process migrating the same
+/// SQLite file) are retried for a few seconds.
 pub async fn run(db: &Db) -> Result<(), Error> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match run_once(db).await {
+            Err(e) if e.reason == crate::db::RETRYABLE && attempt < 20 => {
+                crate::__backoff(attempt).await
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn run_once(db: &Db) -> Result<(), Error> {
     let tx = db.begin_write("migrate").await?;
     if db.backend() == Backend::Postgres {
         tx.execute_unprepared(&format!(
@@ -50,4 +64,23 @@ pub async fn applied(db: &Db) -> Result<Vec<String>, Error> {
         .await
         .map_err(db_err)?;
     Ok(rows.iter().map(|m| m.name().to_string()).collect())
+}
+
+/// Checks that every migration this binary knows is applied (for `--no-migrate` start-ups), so a
+/// replica never serves on an old schema. `FAILED_PRECONDITION` says what to run.
+pub async fn ensure_current(db: &Db) -> Result<(), Error> {
+    let applied = Migrator::get_pending_migrations(db.conn())
+        .await
+        .map_err(db_err)?;
+    if applied.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = applied.iter().map(|m| m.name().to_string()).collect();
+    Err(Error::failed_precondition(
+        "SCHEMA_OUT_OF_DATE",
+        format!(
+            "the database schema is missing migrations {}; run `steward migrate` (or start without --no-migrate)",
+            names.join(", ")
+        ),
+    ))
 }

@@ -15,6 +15,9 @@ use steward_storage::{Db, DbOptions, migrate, with_write_tx};
 #[tokio::test]
 async fn migrations_are_safe_when_replicas_start_together() {
     for t in TestDb::all_with(false).await {
+        let err = migrate::ensure_current(&t.db).await.unwrap_err();
+        assert_eq!(err.reason, "SCHEMA_OUT_OF_DATE", "{}", t.label);
+        assert!(err.message.contains("steward migrate"));
         let mut tasks = Vec::new();
         for _ in 0..4 {
             let url = t.url.clone();
@@ -44,6 +47,7 @@ async fn migrations_are_safe_when_replicas_start_together() {
             "{}",
             t.label
         );
+        migrate::ensure_current(&t.db).await.unwrap();
         // Running again is a no-op.
         migrate::run(&t.db).await.unwrap();
         t.cleanup().await;

@@ -48,7 +48,9 @@ impl Backends {
             })?;
         }
         let db = Db::connect(&cfg.database_url, &DbOptions::default()).await?;
-        if !cfg.no_migrate {
+        if cfg.no_migrate {
+            steward_storage::migrate::ensure_current(&db).await?;
+        } else {
             steward_storage::migrate::run(&db).await?;
         }
         let store_cfg = match &cfg.s3 {
