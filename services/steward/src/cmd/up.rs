@@ -57,7 +57,9 @@ pub async fn up(listen: Option<String>, no_migrate: bool, s: ServerArgs) -> anyh
         .file_descriptor_set(steward_proto::FILE_DESCRIPTOR_SET)
         .add_streaming_methods(STREAMING_METHODS)
         .add_service(tracking::service(&b, &cfg));
-    let result = server.serve(listener, steward_grpc::shutdown_signal()).await;
+    let result = server
+        .serve(listener, steward_grpc::shutdown_signal())
+        .await;
     if let Err(e) = relay.shutdown().await {
         tracing::warn!(error = %e, "outbox relay did not drain before shutdown; pending events are relayed at the next start");
     }

@@ -1,7 +1,7 @@
 //! `artifacts`: metadata of artifacts written through the service.
 
 use sea_orm::ConnectionTrait;
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Order, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, OnConflict, Order, Query};
 use steward_common::Error;
 use steward_storage::db_err;
 use steward_storage::schema::Artifacts as A;
@@ -98,9 +98,15 @@ pub async fn list<C: ConnectionTrait>(
         .limit(limit as u64 + 1)
         .to_owned();
     if !prefix.is_empty() {
-        // Range scan instead of LIKE, so `%` and `_` in paths need no escaping.
-        q.and_where(Expr::col(A::Path).gte(prefix));
-        q.and_where(Expr::col(A::Path).lt(format!("{prefix}\u{10FFFF}")));
+        // LIKE with `%`, `_` and `\` escaped: correct under any collation (a range scan is not).
+        let escaped: String = prefix
+            .chars()
+            .flat_map(|c| match c {
+                '%' | '_' | '\\' => vec!['\\', c],
+                c => vec![c],
+            })
+            .collect();
+        q.and_where(Expr::col(A::Path).like(LikeExpr::new(format!("{escaped}%")).escape('\\')));
     }
     if let Some(a) = after {
         q.and_where(Expr::col(A::Path).gt(a));
