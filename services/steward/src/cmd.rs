@@ -40,7 +40,13 @@ pub(crate) type TrackingClient =
 
 /// A tracking client for the CLI, with the token attached.
 pub(crate) async fn tracking_client(c: &ClientArgs) -> anyhow::Result<TrackingClient> {
-    let channel = tonic::transport::Endpoint::from_shared(c.addr.clone())
+    // Accept `host:port` as well as `http://host:port` (the form `--listen` prints).
+    let addr = if c.addr.contains("://") {
+        c.addr.clone()
+    } else {
+        format!("http://{}", c.addr)
+    };
+    let channel = tonic::transport::Endpoint::from_shared(addr)
         .map_err(|e| {
             anyhow::anyhow!(
                 "--addr {:?} is not a URL such as http://127.0.0.1:50051: {e}",

@@ -1,0 +1,21 @@
+//! System tests: the real `steward` and `steward-tracking` binaries, started as separate
+//! processes, driven over gRPC and from the command line.
+//!
+//! - [`embedded`]: `steward up` (SQLite, local artifacts): health, reflection v1 and v1alpha,
+//!   the tracking API, data surviving a crash, a clean exit on SIGTERM.
+//! - [`distributed`]: `steward-tracking` replicas on Postgres, Redis and S3 (the real-backend
+//!   tier: `STEWARD_TEST_DATABASE_URL`, `STEWARD_TEST_REDIS_URL`, `STEWARD_TEST_S3_ENDPOINT`).
+//! - [`otel`]: server spans exported over OTLP to an in-process collector, in the caller's trace.
+//! - [`cli`]: `steward experiments|runs|artifacts ...` against a running server.
+//! - [`python_client`]: `clients/python/example.py` end to end (`STEWARD_TEST_PYTHON`).
+//!
+//! [`support::binaries`] explains how the binaries are found and built. Every child process is
+//! killed when its test ends, and its output is printed when the test fails.
+
+mod support;
+
+mod cli;
+mod distributed;
+mod embedded;
+mod otel;
+mod python_client;

@@ -1,0 +1,104 @@
+//! The Python client example (`clients/python/`), run end to end against `steward up` with a
+//! client nobody on the team wrote: stubs from `grpc_tools.protoc`, grpcio, grpcio-health-checking
+//! and grpcio-reflection (v1alpha).
+//!
+//! Asked for with `STEWARD_TEST_PYTHON` = a Python interpreter that has the packages of
+//! `clients/python/requirements.txt` (CI sets it).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use steward_proto::tracking as pb;
+
+use crate::support::env;
+use crate::support::process::{Output, Proc, command};
+use crate::support::server::Server;
+
+fn clients_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../clients/python")
+}
+
+fn check(what: &str, out: Output) -> Output {
+    assert!(out.status.success(), "{what} failed\n{}", out.describe());
+    out
+}
+
+#[tokio::test]
+async fn python_example_runs_against_steward_up() {
+    let Some(python) = env("STEWARD_TEST_PYTHON") else {
+        eprintln!("python example not asked for (set STEWARD_TEST_PYTHON)");
+        return;
+    };
+
+    // The example as a user copies it: the script, with its stubs generated beside it.
+    let work = tempfile::tempdir().unwrap();
+    let example = work.path().join("example.py");
+    std::fs::copy(clients_dir().join("example.py"), &example).expect("copy example.py");
+    let mut generate = command("bash");
+    generate
+        .arg(clients_dir().join("generate.sh"))
+        .arg(work.path().join("gen"))
+        .env("PYTHON", &python);
+    check(
+        "generate.sh",
+        Proc::run("generate.sh", generate, Duration::from_secs(120)).await,
+    );
+
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::steward_up(data.path(), &[]).await;
+    let mut cmd = command(&python);
+    cmd.arg(&example)
+        .env("STEWARD_ADDR", server.addr.to_string())
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    let out = check(
+        "example.py",
+        Proc::run("example.py", cmd, Duration::from_secs(120)).await,
+    );
+
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let line = |prefix: &str| -> &str {
+        lines
+            .iter()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no line starting {prefix:?}\n{}", out.describe()))
+    };
+    assert_eq!(line("health:"), "health: SERVING");
+    let services = line("services:");
+    for s in [
+        "steward.tracking.v1.TrackingService",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(services.contains(s), "{services}");
+    }
+    assert!(line("experiment:").starts_with("experiment: experiments/"));
+    assert_eq!(line("logged:"), "logged: 4 metric points");
+    assert_eq!(line("search:"), "search: 1 run(s) with accuracy > 0.9");
+    let run_name = line("run:")
+        .strip_prefix("run: ")
+        .expect("run line")
+        .to_owned();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&run_name) && l.contains("baseline accuracy=0.93")),
+        "the search lists the run with its latest accuracy\n{}",
+        out.describe()
+    );
+    assert_eq!(
+        line("finished:"),
+        format!("finished: {run_name} FINISHED"),
+        "{}",
+        out.describe()
+    );
+
+    // What the script wrote is on the server.
+    let run = server
+        .tracking()
+        .get_run(pb::GetRunRequest { name: run_name })
+        .await
+        .expect("the run the example created")
+        .into_inner();
+    assert_eq!(run.status(), pb::RunStatus::Finished);
+    assert_eq!(run.params.get("epochs").map(String::as_str), Some("3"));
+    assert!(run.end_time.is_some(), "finishing sets end_time: {run:?}");
+}
