@@ -119,7 +119,7 @@ pub fn delete_keys(url: &str, prefix: &str) {
 /// A fully populated envelope, distinct per `n`.
 pub fn envelope(n: u32) -> EventEnvelope {
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let payload = if n % 2 == 0 {
+    let payload = if n.is_multiple_of(2) {
         Payload::RunFinished(RunFinished {
             run: format!("experiments/e1/runs/r{n}"),
             status: "FINISHED".into(),
@@ -137,7 +137,7 @@ pub fn envelope(n: u32) -> EventEnvelope {
         })
     };
     EventEnvelope {
-        r#type: if n % 2 == 0 {
+        r#type: if n.is_multiple_of(2) {
             "tracking.run.finished"
         } else {
             "tracking.artifact.written"
