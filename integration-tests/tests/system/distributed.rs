@@ -14,76 +14,14 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
 use steward_proto::tracking as pb;
+use steward_storage::testing::TestDb;
 
 use crate::support::binaries;
 use crate::support::env;
 use crate::support::process::command;
 use crate::support::server::{Server, free_addr};
 use crate::support::tracking::{self as t, Client, unique};
-
-/// A fresh, empty (unmigrated) database on the test Postgres server.
-struct PgDatabase {
-    base: String,
-    name: String,
-    url: String,
-}
-
-impl PgDatabase {
-    async fn create(base: &str) -> PgDatabase {
-        let name = format!("steward_sys_{}", uuid::Uuid::new_v4().simple());
-        admin(base)
-            .await
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap_or_else(|e| panic!("STEWARD_TEST_DATABASE_URL: cannot create a database: {e}"));
-        PgDatabase {
-            base: base.to_owned(),
-            url: with_database(base, &name),
-            name,
-        }
-    }
-
-    async fn drop_database(self) {
-        let _ = admin(&self.base)
-            .await
-            .execute_unprepared(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .await;
-    }
-}
-
-async fn admin(base: &str) -> DatabaseConnection {
-    let mut o = ConnectOptions::new(base.to_owned());
-    o.connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(5))
-        .max_connections(1)
-        .sqlx_logging(false);
-    Database::connect(o).await.unwrap_or_else(|e| {
-        panic!("STEWARD_TEST_DATABASE_URL is set but the server is unreachable: {e}")
-    })
-}
-
-/// `url` with its database name replaced by `db`.
-fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let host_end = base
-        .find("://")
-        .map(|s| s + 3)
-        .and_then(|s| base[s..].find('/').map(|i| s + i))
-        .unwrap_or(base.len());
-    let mut out = format!("{}/{db}", &base[..host_end]);
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
-}
 
 /// Connects to the test Redis (failing the test if it is unreachable).
 async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {
@@ -176,8 +114,10 @@ async fn replicas_share_real_backends() {
     let mut common: Vec<(String, String)> = Vec::new();
     let mut set = |k: &str, v: &str| common.push((k.to_owned(), v.to_owned()));
     let pg = match &pg_base {
-        Some(base) => {
-            let db = PgDatabase::create(base).await;
+        Some(_) => {
+            let db = TestDb::postgres_with(false)
+                .await
+                .expect("STEWARD_TEST_DATABASE_URL is set");
             set("STEWARD_DATABASE_URL", &db.url);
             Some(db)
         }
@@ -351,6 +291,6 @@ async fn replicas_share_real_backends() {
     }
     drop(replicas);
     if let Some(db) = pg {
-        db.drop_database().await;
+        db.cleanup().await;
     }
 }
