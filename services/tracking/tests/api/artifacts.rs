@@ -143,10 +143,32 @@ async fn upload_download_list() {
         assert!(list.next_page_token.is_empty());
 
         // Prefixes are literal: `_` is not a wildcard.
-        h.client.upload_artifact(upload_msgs(&run.name, "a_b/x.txt", b"1".to_vec(), "")).await.unwrap();
-        h.client.upload_artifact(upload_msgs(&run.name, "aXb/y.txt", b"2".to_vec(), "")).await.unwrap();
-        let list = h.client.list_artifacts(pb::ListArtifactsRequest { run: run.name.clone(), prefix: "a_b/".into(), ..Default::default() }).await.unwrap().into_inner();
-        assert_eq!(list.artifacts.iter().map(|a| a.path.as_str()).collect::<Vec<_>>(), vec!["a_b/x.txt"], "{label}");
+        h.client
+            .upload_artifact(upload_msgs(&run.name, "a_b/x.txt", b"1".to_vec(), ""))
+            .await
+            .unwrap();
+        h.client
+            .upload_artifact(upload_msgs(&run.name, "aXb/y.txt", b"2".to_vec(), ""))
+            .await
+            .unwrap();
+        let list = h
+            .client
+            .list_artifacts(pb::ListArtifactsRequest {
+                run: run.name.clone(),
+                prefix: "a_b/".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            list.artifacts
+                .iter()
+                .map(|a| a.path.as_str())
+                .collect::<Vec<_>>(),
+            vec!["a_b/x.txt"],
+            "{label}"
+        );
 
         // Immutable: a second upload to the same path is refused and the original is intact.
         let err = h
