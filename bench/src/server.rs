@@ -22,7 +22,10 @@ use crate::Backend;
 use crate::procfs;
 
 /// Default Postgres server URL (no database), overridable by `STEWARD_BENCH_PG_URL`.
-pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432";
+///
+/// TLS is off on this loopback connection: sqlx does not set `TCP_NODELAY`, and over TLS a large
+/// insert then stalls ~40 ms on Nagle's algorithm (see BENCHMARKS.md).
+pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432?sslmode=disable";
 /// How long the server may take to print its address and then to report SERVING.
 const START_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long a SIGTERM'd server may take to drain before it is killed.
@@ -391,7 +394,7 @@ fn with_database(base: &str, db: &str) -> String {
 }
 
 /// Runs one SQL statement with `psql`.
-fn psql(url: &str, sql: &str) -> Result<()> {
+pub(crate) fn psql(url: &str, sql: &str) -> Result<()> {
     let out = Command::new("psql")
         .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql])
         .stdin(Stdio::null())

@@ -117,6 +117,8 @@ struct Ctx {
     probe: CpuProbe,
     /// Distinguishes this run's experiment names from earlier runs on the same server.
     tag: String,
+    /// The Postgres database the started server runs on, if any.
+    db_url: Option<String>,
 }
 
 /// Runs the suite and prints its report (also when a section fails, with what was measured).
@@ -170,6 +172,9 @@ pub async fn run(opts: &Opts) -> Result<()> {
         .map(|d| d.as_millis())
         .unwrap_or(0);
     let ctx = Ctx {
+        db_url: server
+            .as_ref()
+            .and_then(|s| s.database_url().map(str::to_string)),
         url,
         sizes,
         probe: CpuProbe::new(
@@ -1022,6 +1027,14 @@ async fn search(ctx: &Ctx, report: &mut Report) -> Result<()> {
     }
     let seed_s = t.elapsed().as_secs_f64();
     report.usage("search seeding", ctx.probe.since(&snap));
+    if let Some(db) = &ctx.db_url {
+        // Fresh planner statistics, as autovacuum would gather them in a normal deployment
+        // (it is switched off on the benchmark machine's Postgres).
+        crate::server::psql(db, "ANALYZE")?;
+        report.note(
+            "ran ANALYZE after seeding (autovacuum is off on this machine's Postgres)".to_string(),
+        );
+    }
     let seeded: Vec<Seeded> = seeded.into_iter().flatten().collect();
     ensure!(seeded.len() == s.search_runs, "not every run was seeded");
     report.info(

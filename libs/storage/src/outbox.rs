@@ -103,7 +103,11 @@ impl OutboxStore for SqlOutbox {
             .and_where(Expr::col(T::Service).eq(self.service.as_str()))
             .and_where(Expr::col(T::Id).is_in(ids.iter().copied()))
             .to_owned();
-        self.db.conn().execute(&q).await.map_err(db_err)?;
-        Ok(())
+        // A write like any other: on SQLite it must queue behind the write gate, or it races the
+        // service's own transactions for the file lock.
+        crate::with_write_tx!(self.db, "outbox_mark_published", |tx| {
+            tx.execute(&q).await.map_err(db_err)?;
+            Ok(())
+        })
     }
 }

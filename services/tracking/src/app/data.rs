@@ -85,7 +85,7 @@ impl Tracking {
         self.get_run_row(exp, run_id).await?;
         let all = metrics::full_series(self.db.conn(), run_id, key).await?;
         let total = all.len() as i64;
-        let sorted = downsample::sort_by_step(&all);
+        let sorted = downsample::sort_by_step(all);
         Ok((downsample::downsample(&sorted, max_points, method), total))
     }
 

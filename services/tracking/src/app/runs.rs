@@ -82,7 +82,7 @@ impl Tracking {
             if let Some(v) = replay::<Run>(&tx, key.as_ref()).await? {
                 return Ok(v);
             }
-            let exp = experiments::get_one(&*tx, Some(&req.experiment_id), None)
+            let exp = experiments::get_row(&*tx, &req.experiment_id)
                 .await?
                 .ok_or_else(|| {
                     Error::not_found("EXPERIMENT_NOT_FOUND", exp_name(&req.experiment_id))

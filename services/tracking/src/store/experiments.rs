@@ -139,6 +139,21 @@ async fn load_tags<C: ConnectionTrait>(c: &C, exps: &mut [Experiment]) -> Result
     Ok(())
 }
 
+/// The experiment row without its tags (for checks inside write transactions).
+pub async fn get_row<C: ConnectionTrait>(c: &C, id: &str) -> Result<Option<Experiment>, Error> {
+    let q = Query::select()
+        .columns(COLS)
+        .from(E::Table)
+        .and_where(Expr::col(E::Id).eq(id))
+        .to_owned();
+    c.query_one(&q)
+        .await
+        .map_err(db_err)?
+        .as_ref()
+        .map(from_row)
+        .transpose()
+}
+
 /// Gets an experiment by id or by display name.
 pub async fn get_one<C: ConnectionTrait>(
     c: &C,

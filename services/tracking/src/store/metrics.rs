@@ -304,12 +304,31 @@ pub async fn count<Cn: ConnectionTrait>(c: &Cn, run_id: &str, key: &str) -> Resu
     }
 }
 
-/// The whole series of (run, key), in logged order.
+/// The whole series of (run, key), in logged order, decoded straight into one buffer sized from
+/// the chunk headers.
 pub async fn full_series<Cn: ConnectionTrait>(
     c: &Cn,
     run_id: &str,
     key: &str,
 ) -> Result<Series, Error> {
-    let (s, _) = history(c, run_id, key, None, usize::MAX).await?;
-    Ok(s)
+    let total = count(c, run_id, key).await? as usize;
+    let q = Query::select()
+        .columns([C::Id, C::Data])
+        .from(C::Table)
+        .and_where(Expr::col(C::RunId).eq(run_id))
+        .and_where(Expr::col(C::Key).eq(key))
+        .order_by(C::Id, Order::Asc)
+        .to_owned();
+    let mut out = Series {
+        steps: Vec::with_capacity(total),
+        timestamps: Vec::with_capacity(total),
+        values: Vec::with_capacity(total),
+    };
+    for r in c.query_all(&q).await.map_err(db_err)? {
+        let id: i64 = get(&r, "id")?;
+        let data: Vec<u8> = get(&r, "data")?;
+        chunk::decode_into(&data, &mut out)
+            .map_err(|e| Error::internal(format!("metric chunk {id}: {e}")))?;
+    }
+    Ok(out)
 }
