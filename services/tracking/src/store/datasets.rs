@@ -1,7 +1,5 @@
 //! `datasets` (deduplicated by name + digest) and `run_inputs`.
 
-use std::collections::HashMap;
-
 use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use steward_common::Error;
@@ -9,7 +7,7 @@ use steward_storage::db_err;
 use steward_storage::schema::{Datasets as D, RunInputs as I};
 
 use super::{WriteTx, get};
-use crate::domain::{Dataset, DatasetInput, Run};
+use crate::domain::{Dataset, DatasetInput};
 
 /// Stores `input` for `run_id`: the dataset row is shared by every run that logs the same
 /// (name, digest); its first-logged source, schema and profile are kept.
@@ -74,13 +72,11 @@ pub async fn add_input(tx: &WriteTx, run_id: &str, input: &DatasetInput) -> Resu
     Ok(())
 }
 
-/// Loads the inputs of the runs in `ids` into `runs` (indexed by `index`).
-pub async fn load_inputs<C: ConnectionTrait>(
+/// The inputs of the runs in `ids`, as (run id, input) pairs.
+pub async fn fetch_inputs<C: ConnectionTrait>(
     c: &C,
     ids: &[String],
-    runs: &mut [Run],
-    index: &HashMap<String, usize>,
-) -> Result<(), Error> {
+) -> Result<Vec<(String, DatasetInput)>, Error> {
     let q = Query::select()
         .column((I::Table, I::RunId))
         .column((I::Table, I::Context))
@@ -99,23 +95,22 @@ pub async fn load_inputs<C: ConnectionTrait>(
         )
         .and_where(Expr::col((I::Table, I::RunId)).is_in(ids.iter().cloned()))
         .to_owned();
+    let mut out = Vec::new();
     for row in c.query_all(&q).await.map_err(db_err)? {
-        let id: String = get(&row, "run_id")?;
-        runs[index[&id]].inputs.push(DatasetInput {
-            context: get(&row, "context")?,
-            dataset: Dataset {
-                name: get(&row, "name")?,
-                digest: get(&row, "digest")?,
-                source_uri: get(&row, "source_uri")?,
-                source_type: get(&row, "source_type")?,
-                schema_json: get(&row, "schema_json")?,
-                profile: get(&row, "profile")?,
+        out.push((
+            get(&row, "run_id")?,
+            DatasetInput {
+                context: get(&row, "context")?,
+                dataset: Dataset {
+                    name: get(&row, "name")?,
+                    digest: get(&row, "digest")?,
+                    source_uri: get(&row, "source_uri")?,
+                    source_type: get(&row, "source_type")?,
+                    schema_json: get(&row, "schema_json")?,
+                    profile: get(&row, "profile")?,
+                },
             },
-        });
+        ));
     }
-    for r in runs.iter_mut() {
-        r.inputs
-            .sort_by(|a, b| (&a.dataset.name, &a.context).cmp(&(&b.dataset.name, &b.context)));
-    }
-    Ok(())
+    Ok(out)
 }

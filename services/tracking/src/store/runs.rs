@@ -158,34 +158,41 @@ pub async fn load_details<C: ConnectionTrait>(c: &C, runs: &mut [Run]) -> Result
         .collect();
     let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
     for chunk in ids.chunks(IN_CHUNK) {
-        let q = Query::select()
+        let tags = Query::select()
             .columns([T::RunId, T::Key, T::Value])
             .from(T::Table)
             .and_where(Expr::col(T::RunId).is_in(chunk.iter().cloned()))
             .to_owned();
-        for row in c.query_all(&q).await.map_err(db_err)? {
+        let params = Query::select()
+            .columns([P::RunId, P::Key, P::Value])
+            .from(P::Table)
+            .and_where(Expr::col(P::RunId).is_in(chunk.iter().cloned()))
+            .to_owned();
+        let metrics = Query::select()
+            .columns([M::RunId, M::Key, M::Value, M::Step, M::Timestamp])
+            .from(M::Table)
+            .and_where(Expr::col(M::RunId).is_in(chunk.iter().cloned()))
+            .to_owned();
+        // Independent reads: on a pool they run on separate connections at the same time.
+        let (tags, params, metrics, inputs) = tokio::try_join!(
+            async { c.query_all(&tags).await.map_err(db_err) },
+            async { c.query_all(&params).await.map_err(db_err) },
+            async { c.query_all(&metrics).await.map_err(db_err) },
+            super::datasets::fetch_inputs(c, chunk),
+        )?;
+        for row in tags {
             let id: String = get(&row, "run_id")?;
             runs[index[&id]]
                 .tags
                 .insert(get(&row, "key")?, get(&row, "value")?);
         }
-        let q = Query::select()
-            .columns([P::RunId, P::Key, P::Value])
-            .from(P::Table)
-            .and_where(Expr::col(P::RunId).is_in(chunk.iter().cloned()))
-            .to_owned();
-        for row in c.query_all(&q).await.map_err(db_err)? {
+        for row in params {
             let id: String = get(&row, "run_id")?;
             runs[index[&id]]
                 .params
                 .insert(get(&row, "key")?, get(&row, "value")?);
         }
-        let q = Query::select()
-            .columns([M::RunId, M::Key, M::Value, M::Step, M::Timestamp])
-            .from(M::Table)
-            .and_where(Expr::col(M::RunId).is_in(chunk.iter().cloned()))
-            .to_owned();
-        for row in c.query_all(&q).await.map_err(db_err)? {
+        for row in metrics {
             let id: String = get(&row, "run_id")?;
             let value: Option<f64> = get(&row, "value")?;
             runs[index[&id]].latest_metrics.push(LatestMetric {
@@ -195,7 +202,13 @@ pub async fn load_details<C: ConnectionTrait>(c: &C, runs: &mut [Run]) -> Result
                 timestamp: get(&row, "timestamp")?,
             });
         }
-        super::datasets::load_inputs(c, chunk, runs, &index).await?;
+        for (id, input) in inputs {
+            runs[index[&id]].inputs.push(input);
+        }
+    }
+    for r in runs.iter_mut() {
+        r.inputs
+            .sort_by(|a, b| (&a.dataset.name, &a.context).cmp(&(&b.dataset.name, &b.context)));
     }
     for r in runs.iter_mut() {
         r.latest_metrics.sort_by(|a, b| a.key.cmp(&b.key));
