@@ -143,6 +143,38 @@ pub(crate) async fn emit(
     outbox::enqueue(tx, SERVICE, &env).await
 }
 
+/// The run `run_id` of experiment `exp` (row only). A run addressed under another experiment
+/// does not exist: `NOT_FOUND`.
+pub(crate) async fn run_in<C: sea_orm::ConnectionTrait>(
+    c: &C,
+    exp: &str,
+    run_id: &str,
+) -> Result<crate::domain::Run, Error> {
+    match crate::store::runs::get_row(c, run_id).await? {
+        Some(r) if r.experiment_id == exp => Ok(r),
+        _ => Err(Error::not_found("RUN_NOT_FOUND", run_name(exp, run_id))),
+    }
+}
+
+/// [`run_in`] for writes: a deleted run is `FAILED_PRECONDITION` (`RUN_DELETED`).
+pub(crate) async fn writable_run_in<C: sea_orm::ConnectionTrait>(
+    c: &C,
+    exp: &str,
+    run_id: &str,
+) -> Result<crate::domain::Run, Error> {
+    let r = run_in(c, exp, run_id).await?;
+    if r.lifecycle == crate::domain::Lifecycle::Deleted {
+        return Err(Error::failed_precondition(
+            "RUN_DELETED",
+            format!(
+                "{} is deleted; undelete it to write to it",
+                run_name(exp, run_id)
+            ),
+        ));
+    }
+    Ok(r)
+}
+
 /// `experiments/{e}`.
 pub(crate) fn exp_name(id: &str) -> String {
     format!("experiments/{id}")

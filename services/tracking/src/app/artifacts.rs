@@ -14,9 +14,12 @@ use steward_proto::events::{ArtifactWritten, event_envelope::Payload};
 use steward_storage::idempotency::IdemKey;
 use steward_storage::with_write_tx;
 
-use super::{Ctx, SERVICE, Tracking, audit, canonical, emit, remember, replay, run_name};
-use crate::domain::{ArtifactMeta, Lifecycle};
-use crate::store::{artifacts as store, runs};
+use super::{
+    Ctx, SERVICE, Tracking, audit, canonical, emit, remember, replay, run_in, run_name,
+    writable_run_in,
+};
+use crate::domain::ArtifactMeta;
+use crate::store::artifacts as store;
 
 /// How long an unfinished upload holds its path.
 pub const RESERVATION_TTL_MS: i64 = 15 * 60 * 1000;
@@ -69,16 +72,7 @@ impl Tracking {
             if let Some(v) = replay::<ArtifactMeta>(&tx, key.as_ref()).await? {
                 return Ok(Reserve::Replayed(v));
             }
-            match runs::get_row(&*tx, run_id).await? {
-                Some(r) if r.experiment_id == exp && r.lifecycle == Lifecycle::Active => {}
-                Some(r) if r.experiment_id == exp => {
-                    return Err(Error::failed_precondition(
-                        "RUN_DELETED",
-                        format!("{} is deleted", run_name(exp, run_id)),
-                    ));
-                }
-                _ => return Err(Error::not_found("RUN_NOT_FOUND", run_name(exp, run_id))),
-            }
+            writable_run_in(&*tx, exp, run_id).await?;
             let now = steward_common::time::now_ms();
             if let Some(existing) = store::get_one(&*tx, run_id, path.as_str()).await? {
                 if !existing.sha256.is_empty() {
@@ -201,10 +195,7 @@ impl Tracking {
         run_id: &str,
         path: &ArtifactPath,
     ) -> Result<ArtifactMeta, Error> {
-        match runs::get_row(self.db.conn(), run_id).await? {
-            Some(r) if r.experiment_id == exp => {}
-            _ => return Err(Error::not_found("RUN_NOT_FOUND", run_name(exp, run_id))),
-        }
+        run_in(self.db.conn(), exp, run_id).await?;
         match store::get_one(self.db.conn(), run_id, path.as_str()).await? {
             Some(m) if !m.sha256.is_empty() => Ok(m),
             _ => Err(Error::not_found(
@@ -235,10 +226,7 @@ impl Tracking {
         after: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<ArtifactMeta>, Option<String>), Error> {
-        match runs::get_row(self.db.conn(), run_id).await? {
-            Some(r) if r.experiment_id == exp => {}
-            _ => return Err(Error::not_found("RUN_NOT_FOUND", run_name(exp, run_id))),
-        }
+        run_in(self.db.conn(), exp, run_id).await?;
         let (items, next) = store::list(self.db.conn(), run_id, prefix, after, limit).await?;
         Ok((
             items.into_iter().filter(|a| !a.sha256.is_empty()).collect(),

@@ -4,37 +4,18 @@
 
 use steward_common::Error;
 use steward_storage::idempotency::IdemKey;
-use steward_storage::{WriteTx, with_write_tx};
+use steward_storage::with_write_tx;
 
-use super::{Ctx, SERVICE, Tracking, remember, replay, run_name};
+use super::{Ctx, SERVICE, Tracking, remember, replay, run_in, writable_run_in};
 use crate::domain::downsample::{self, Method};
-use crate::domain::{DatasetInput, Lifecycle, RunData, Series};
+use crate::domain::{DatasetInput, RunData, Series};
+use crate::store::datasets;
 use crate::store::metrics::{self, HistoryCursor};
-use crate::store::{datasets, runs};
 
 /// Max datasets in one LogRunInputs.
 pub const MAX_INPUTS_PER_CALL: usize = 100;
 
 impl Tracking {
-    /// Checks that the run exists in `exp` and is not deleted.
-    async fn writable_run(&self, tx: &WriteTx, exp: &str, run_id: &str) -> Result<(), Error> {
-        match runs::get_row(&**tx, run_id).await? {
-            Some(r) if r.experiment_id == exp => {
-                if r.lifecycle == Lifecycle::Deleted {
-                    return Err(Error::failed_precondition(
-                        "RUN_DELETED",
-                        format!(
-                            "{} is deleted; undelete it to log to it",
-                            run_name(exp, run_id)
-                        ),
-                    ));
-                }
-                Ok(())
-            }
-            _ => Err(Error::not_found("RUN_NOT_FOUND", run_name(exp, run_id))),
-        }
-    }
-
     /// Logs a batch atomically. `canonical` is a stable encoding of the request, used to detect
     /// a `request_id` reused for different data.
     pub async fn log_run_data(
@@ -51,7 +32,7 @@ impl Tracking {
             if let Some(n) = replay::<usize>(&tx, key.as_ref()).await? {
                 return Ok(n);
             }
-            self.writable_run(&tx, exp, run_id).await?;
+            writable_run_in(&*tx, exp, run_id).await?;
             let n = metrics::write_run_data(&tx, run_id, data).await?;
             remember(&tx, key.as_ref(), &n).await?;
             Ok(n)
@@ -67,7 +48,7 @@ impl Tracking {
         cursor: Option<HistoryCursor>,
         page_size: usize,
     ) -> Result<(Series, Option<HistoryCursor>, i64), Error> {
-        self.get_run_row(exp, run_id).await?;
+        run_in(self.db.conn(), exp, run_id).await?;
         let total = metrics::count(self.db.conn(), run_id, key).await?;
         let (s, next) = metrics::history(self.db.conn(), run_id, key, cursor, page_size).await?;
         Ok((s, next, total))
@@ -82,18 +63,11 @@ impl Tracking {
         max_points: usize,
         method: Method,
     ) -> Result<(Series, i64), Error> {
-        self.get_run_row(exp, run_id).await?;
+        run_in(self.db.conn(), exp, run_id).await?;
         let all = metrics::full_series(self.db.conn(), run_id, key).await?;
         let total = all.len() as i64;
         let sorted = downsample::sort_by_step(all);
         Ok((downsample::downsample(&sorted, max_points, method), total))
-    }
-
-    async fn get_run_row(&self, exp: &str, run_id: &str) -> Result<crate::domain::Run, Error> {
-        match runs::get_row(self.db.conn(), run_id).await? {
-            Some(r) if r.experiment_id == exp => Ok(r),
-            _ => Err(Error::not_found("RUN_NOT_FOUND", run_name(exp, run_id))),
-        }
     }
 
     /// Records the datasets a run used.
@@ -117,7 +91,7 @@ impl Tracking {
             if replay::<()>(&tx, key.as_ref()).await?.is_some() {
                 return Ok(());
             }
-            self.writable_run(&tx, exp, run_id).await?;
+            writable_run_in(&*tx, exp, run_id).await?;
             for i in inputs {
                 datasets::add_input(&tx, run_id, i).await?;
             }

@@ -192,10 +192,7 @@ impl Tracking {
         id: &str,
         etag: &str,
     ) -> Result<Run, Error> {
-        let r = match store::get_row(&**tx, id).await? {
-            Some(r) if r.experiment_id == exp => r,
-            _ => return Err(Error::not_found("RUN_NOT_FOUND", run_name(exp, id))),
-        };
+        let r = super::run_in(&**tx, exp, id).await?;
         if !etag.is_empty() && etag != r.version.to_string() {
             return Err(Error::stale_etag(run_name(exp, id)));
         }

@@ -67,12 +67,7 @@ pub async fn get_one<C: ConnectionTrait>(
         .and_where(Expr::col(A::RunId).eq(run_id))
         .and_where(Expr::col(A::Path).eq(path))
         .to_owned();
-    c.query_one(&q)
-        .await
-        .map_err(db_err)?
-        .as_ref()
-        .map(from_row)
-        .transpose()
+    super::fetch_one(c, &q, from_row).await
 }
 
 /// Artifacts of a run under `prefix`, by path, after `after`; one more than `limit` tells if

@@ -146,12 +146,7 @@ pub async fn get_row<C: ConnectionTrait>(c: &C, id: &str) -> Result<Option<Exper
         .from(E::Table)
         .and_where(Expr::col(E::Id).eq(id))
         .to_owned();
-    c.query_one(&q)
-        .await
-        .map_err(db_err)?
-        .as_ref()
-        .map(from_row)
-        .transpose()
+    super::fetch_one(c, &q, from_row).await
 }
 
 /// Gets an experiment by id or by display name.

@@ -109,12 +109,7 @@ pub async fn get_row<C: ConnectionTrait>(c: &C, id: &str) -> Result<Option<Run>,
         .from(R::Table)
         .and_where(Expr::col(R::Id).eq(id))
         .to_owned();
-    c.query_one(&q)
-        .await
-        .map_err(db_err)?
-        .as_ref()
-        .map(from_row)
-        .transpose()
+    super::fetch_one(c, &q, from_row).await
 }
 
 /// The full view of one run.
