@@ -3,6 +3,7 @@
 //! This crate knows nothing about gRPC or databases; every other crate builds on it.
 
 pub mod error;
+pub mod filter;
 pub mod names;
 pub mod time;
 

@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod db;
+pub mod filter_sql;
 pub mod idempotency;
 pub mod migrate;
 pub mod outbox;

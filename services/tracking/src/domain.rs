@@ -2,7 +2,7 @@
 
 pub mod chunk;
 pub mod downsample;
-pub mod filter;
+pub use steward_common::filter;
 pub mod model;
 pub mod validate;
 

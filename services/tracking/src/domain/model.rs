@@ -280,3 +280,17 @@ impl RunData {
         self.metrics.iter().map(|(_, s)| s.len()).sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::RunStatus;
+
+    /// The filter language (in steward-common) names run statuses by the same codes as here.
+    #[test]
+    fn filter_run_status_codes_match_the_stored_codes() {
+        for (name, code) in steward_common::filter::RUN_STATUSES {
+            let st = RunStatus::from_name(name).expect("known status");
+            assert_eq!(st.code() as i64, code, "{name}");
+        }
+    }
+}

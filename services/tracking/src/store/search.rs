@@ -9,7 +9,7 @@
 
 use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{
-    Alias, Condition, DynIden, Expr, ExprTrait, Func, IntoIden, JoinType, Order, Query,
+    Alias, Condition, DynIden, Expr, ExprTrait, IntoIden, JoinType, Order, Query,
     SelectStatement,
 };
 use serde::{Deserialize, Serialize};
@@ -22,7 +22,8 @@ use steward_storage::schema::{
 
 use super::get;
 use crate::domain::Lifecycle;
-use crate::domain::filter::{Attr, CmpOp, DatasetField, Field, Filter, OrderKey, Test, Value};
+use crate::domain::filter::{Attr, DatasetField, Field, Filter, OrderKey, Test};
+use steward_storage::filter_sql::apply_test;
 
 /// A sort value remembered in a cursor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,62 +72,11 @@ pub struct RunQuery<'a> {
     pub limit: usize,
 }
 
-fn value_expr(v: &Value) -> Expr {
-    match v {
-        Value::Str(s) => Expr::val(s.as_str()),
-        Value::Num(n) => Expr::val(*n),
-        Value::Int(i) => Expr::val(*i),
-    }
+fn not_for_runs(field: &str) -> Error {
+    Error::invalid_field(field, "field not supported for runs")
 }
 
-fn apply_test(col: Expr, test: &Test) -> Expr {
-    match test {
-        Test::Cmp(op, v) => {
-            let v = value_expr(v);
-            match op {
-                CmpOp::Eq => col.eq(v),
-                CmpOp::Ne => col.ne(v),
-                CmpOp::Lt => col.lt(v),
-                CmpOp::Le => col.lte(v),
-                CmpOp::Gt => col.gt(v),
-                CmpOp::Ge => col.gte(v),
-            }
-        }
-        Test::Like {
-            pattern,
-            ci,
-            negated,
-        } => {
-            let (col, pat) = if *ci {
-                (Expr::from(Func::lower(col)), pattern.to_lowercase())
-            } else {
-                (col, pattern.clone())
-            };
-            if *negated {
-                col.not_like(pat)
-            } else {
-                col.like(pat)
-            }
-        }
-        Test::In { values, negated } => {
-            let vals: Vec<Expr> = values.iter().map(value_expr).collect();
-            if *negated {
-                col.is_not_in(vals)
-            } else {
-                col.is_in(vals)
-            }
-        }
-        Test::IsNull { negated } => {
-            if *negated {
-                col.is_not_null()
-            } else {
-                col.is_null()
-            }
-        }
-    }
-}
-
-fn attr_col(a: Attr, r: &Alias) -> Expr {
+fn attr_col(a: Attr, r: &Alias, field: &str) -> Result<Expr, Error> {
     let c = match a {
         Attr::Status => R::Status,
         Attr::RunName => R::RunName,
@@ -139,8 +89,9 @@ fn attr_col(a: Attr, r: &Alias) -> Expr {
         Attr::ParentRunId => R::ParentRunId,
         Attr::ExperimentId => R::ExperimentId,
         Attr::DisplayName => R::RunName,
+        Attr::Name | Attr::Description => return Err(not_for_runs(field)),
     };
-    Expr::col((r.clone(), c))
+    Ok(Expr::col((r.clone(), c)))
 }
 
 /// The three (run_id, key, value) tables.
@@ -206,11 +157,12 @@ fn run_condition(f: &Filter, r: &Alias, n: &mut usize) -> Result<Condition, Erro
             let missing = matches!(test, Test::IsNull { negated: false });
             let value_test = (!presence_only).then_some(test);
             let e = match field {
+                Field::Version(_) => return Err(not_for_runs("filter")),
                 Field::Metric(k) => kv_exists(Kv::Metrics, k, r, n, value_test),
                 Field::Param(k) => kv_exists(Kv::Params, k, r, n, value_test),
                 Field::Tag(k) => kv_exists(Kv::Tags, k, r, n, value_test),
                 Field::Attr(a) => {
-                    return Ok(Condition::all().add(apply_test(attr_col(*a, r), test)));
+                    return Ok(Condition::all().add(apply_test(attr_col(*a, r, "filter")?, test)));
                 }
                 Field::Dataset(df) => {
                     *n += 1;
@@ -317,7 +269,7 @@ pub async fn search_runs<C: ConnectionTrait>(
             }
             Field::Attr(a) => {
                 let nullable = matches!(a, Attr::StartTime | Attr::EndTime | Attr::ParentRunId);
-                keys.push((attr_col(*a, &r), nullable, k.desc));
+                keys.push((attr_col(*a, &r, "order_by")?, nullable, k.desc));
             }
             Field::Dataset(_) => {
                 return Err(Error::invalid_field(
@@ -325,6 +277,7 @@ pub async fn search_runs<C: ConnectionTrait>(
                     "cannot order by dataset fields",
                 ));
             }
+            Field::Version(_) => return Err(not_for_runs("order_by")),
         }
     }
     if !driven {

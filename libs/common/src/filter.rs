@@ -17,14 +17,22 @@
 
 use std::fmt;
 
-use steward_common::Error;
+use crate::Error;
 
-use super::model::RunStatus;
 
 /// Max length of a filter expression.
 pub const MAX_FILTER_LEN: usize = 4096;
 /// Max number of predicates in one filter.
 pub const MAX_PREDICATES: usize = 64;
+
+/// Run status names and their stored codes (the `steward.tracking.v1.RunStatus` numbers).
+pub const RUN_STATUSES: [(&str, i64); 5] = [
+    ("RUNNING", 1),
+    ("SCHEDULED", 2),
+    ("FINISHED", 3),
+    ("FAILED", 4),
+    ("KILLED", 5),
+];
 
 /// What is being searched (decides which fields exist).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +41,10 @@ pub enum Scope {
     Runs,
     /// Experiments: tags and attributes.
     Experiments,
+    /// Registered models: name, description, creator, times, tags and `latest_version.*`.
+    Models,
+    /// Versions of one registered model: the version fields and tags.
+    ModelVersions,
 }
 
 /// A run or experiment attribute.
@@ -60,6 +72,10 @@ pub enum Attr {
     ExperimentId,
     /// Experiment display name.
     DisplayName,
+    /// Registered model name.
+    Name,
+    /// Description.
+    Description,
 }
 
 impl Attr {
@@ -85,6 +101,59 @@ pub enum DatasetField {
     SourceUri,
 }
 
+/// Fields of a model version (`latest_version.FIELD` on models, `FIELD` on versions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionField {
+    /// Version number.
+    Number,
+    /// CREATING, READY or FAILED.
+    Status,
+    /// Model format (onnx, sklearn, ...).
+    Format,
+    /// Approval state: PENDING, APPROVED or REJECTED.
+    Approval,
+    /// Who created the version.
+    Creator,
+    /// Source run name (`experiments/{e}/runs/{r}`), empty for external sources.
+    SourceRun,
+    /// Content digest.
+    Digest,
+    /// Creation time.
+    CreateTime,
+    /// Last update time.
+    UpdateTime,
+}
+
+impl VersionField {
+    fn kind(self) -> Kind {
+        match self {
+            VersionField::Number => Kind::Number,
+            VersionField::CreateTime | VersionField::UpdateTime => Kind::Time,
+            VersionField::Status
+            | VersionField::Format
+            | VersionField::Approval
+            | VersionField::Creator
+            | VersionField::SourceRun
+            | VersionField::Digest => Kind::Text,
+        }
+    }
+
+    fn from_name(s: &str) -> Option<VersionField> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "version" | "number" => VersionField::Number,
+            "status" => VersionField::Status,
+            "format" | "model_format" => VersionField::Format,
+            "approval" | "approval_state" => VersionField::Approval,
+            "creator" | "user" => VersionField::Creator,
+            "source_run" | "run" => VersionField::SourceRun,
+            "digest" | "content_digest" => VersionField::Digest,
+            "create_time" => VersionField::CreateTime,
+            "update_time" => VersionField::UpdateTime,
+            _ => return None,
+        })
+    }
+}
+
 /// A searchable field.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Field {
@@ -98,6 +167,8 @@ pub enum Field {
     Attr(Attr),
     /// `datasets.NAME`.
     Dataset(DatasetField),
+    /// A model version field (`latest_version.NAME` on models, `NAME` on versions).
+    Version(VersionField),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +184,7 @@ impl Field {
         match self {
             Field::Metric(_) => Kind::Number,
             Field::Attr(a) => a.kind(),
+            Field::Version(v) => v.kind(),
             Field::Param(_) | Field::Tag(_) | Field::Dataset(_) => Kind::Text,
         }
     }
@@ -480,6 +552,8 @@ impl Parser<'_> {
             let known = match self.scope {
                 Scope::Runs => "params.*, metrics.*, tags.*, attributes.{status, run_name, run_id, start_time, end_time, create_time, update_time, creator, parent_run_id}, datasets.{name, digest, context, source_uri}",
                 Scope::Experiments => "display_name, create_time, update_time, tags.*",
+                Scope::Models => "name, description, creator, create_time, update_time, tags.*, latest_version.{version, status, format, approval, creator, source_run, digest, create_time, update_time}",
+                Scope::ModelVersions => "version, status, format, approval, creator, source_run, digest, create_time, update_time, tags.*",
             };
             err(self.field, pos, format!("unknown field `{w}`; known fields: {known}"))
         })
@@ -515,8 +589,11 @@ impl Parser<'_> {
             (Kind::Time, other) => e(format!(
                 "expected epoch milliseconds or an RFC 3339 string, found {other}"
             )),
-            (Kind::Status, Tok::Str(s)) => match RunStatus::from_name(&s) {
-                Some(st) => Ok(Value::Int(st.code() as i64)),
+            (Kind::Status, Tok::Str(s)) => match RUN_STATUSES
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(&s))
+            {
+                Some((_, code)) => Ok(Value::Int(*code)),
                 None => e(format!(
                     "'{s}' is not a run status (RUNNING, SCHEDULED, FINISHED, FAILED, KILLED)"
                 )),
@@ -626,6 +703,9 @@ fn resolve_field(scope: Scope, prefix: &str, key: &str) -> Option<Field> {
             (Scope::Runs, "experiment_id") => Attr::ExperimentId,
             (Scope::Experiments, "display_name" | "name") => Attr::DisplayName,
             (Scope::Experiments, "experiment_id" | "id") => Attr::ExperimentId,
+            (Scope::Models, "name") => Attr::Name,
+            (Scope::Models, "description") => Attr::Description,
+            (Scope::Models, "creator" | "user") => Attr::Creator,
             (_, "create_time") => Attr::CreateTime,
             (_, "update_time") => Attr::UpdateTime,
             _ => return None,
@@ -635,6 +715,13 @@ fn resolve_field(scope: Scope, prefix: &str, key: &str) -> Option<Field> {
         return None;
     }
     match (scope, prefix) {
+        (Scope::ModelVersions, "" | "attributes" | "attribute" | "attr") => {
+            VersionField::from_name(key).map(Field::Version)
+        }
+        (Scope::Models, "") if key.eq_ignore_ascii_case("latest_version") => {
+            Some(Field::Version(VersionField::Number))
+        }
+        (Scope::Models, "latest_version") => VersionField::from_name(key).map(Field::Version),
         (Scope::Runs, "params" | "param") => Some(Field::Param(key.into())),
         (Scope::Runs, "metrics" | "metric") => Some(Field::Metric(key.into())),
         (_, "tags" | "tag") => Some(Field::Tag(key.into())),

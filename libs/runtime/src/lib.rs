@@ -1,0 +1,116 @@
+//! What every Steward service process starts with: the backends named by the configuration
+//! (database, artifact store, event bus, page-token key), the outbox relay of a service, and the
+//! gRPC server settings. Shared by the service binaries and `steward up`, so each service crate
+//! stays independent of the others.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use steward_artifacts::{ObjectStore, ObjectStoreConfig, S3Config};
+use steward_common::Error;
+use steward_config::Config;
+use steward_events::{EventBus, InProcessBus, RedisBus, Relay, RelayHandle, RelayOptions};
+use steward_grpc::{PageTokenCodec, ServerConfig};
+use steward_storage::outbox::SqlOutbox;
+use steward_storage::{Db, DbOptions};
+
+/// The backends a Steward process runs on, opened from its configuration.
+#[derive(Clone)]
+pub struct Backends {
+    /// Database (SQLite or Postgres).
+    pub db: Db,
+    /// Artifact store (local or S3).
+    pub objects: Arc<dyn ObjectStore>,
+    /// Event bus (in-process or Redis Streams).
+    pub bus: Arc<dyn EventBus>,
+    /// Page-token signer.
+    pub tokens: Arc<PageTokenCodec>,
+}
+
+impl Backends {
+    /// Opens every backend named by `cfg`, checking each is reachable. Migrates the schema
+    /// unless `cfg.no_migrate`.
+    pub async fn open(cfg: &Config) -> Result<Backends, Error> {
+        if cfg.is_sqlite() {
+            std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
+                Error::failed_precondition(
+                    "DATA_DIR_UNWRITABLE",
+                    format!("cannot create {}: {e}", cfg.data_dir.display()),
+                )
+            })?;
+        }
+        let db = Db::connect(&cfg.database_url, &DbOptions::default()).await?;
+        if cfg.no_migrate {
+            steward_storage::migrate::ensure_current(&db).await?;
+        } else {
+            steward_storage::migrate::run(&db).await?;
+        }
+        let store_cfg = match &cfg.s3 {
+            Some(s) => ObjectStoreConfig::S3(S3Config {
+                bucket: s.bucket.clone(),
+                prefix: s.prefix.clone(),
+                region: s.region.clone(),
+                endpoint: s.endpoint.clone(),
+                path_style: s.path_style,
+                access_key_id: s.access_key_id.clone(),
+                secret_access_key: s.secret_access_key.clone(),
+                create_bucket: s.create_bucket,
+            }),
+            None => ObjectStoreConfig::Local {
+                root: cfg.local_artifact_root(),
+            },
+        };
+        let objects = steward_artifacts::open(&store_cfg).await?;
+        objects.check().await?;
+        let bus: Arc<dyn EventBus> = match &cfg.redis_url {
+            Some(url) => Arc::new(RedisBus::connect(url, &cfg.redis_key_prefix).await?),
+            None => Arc::new(InProcessBus::new()),
+        };
+        let tokens = Arc::new(match &cfg.page_token_key {
+            Some(k) => PageTokenCodec::new(k.0.as_bytes()),
+            None => PageTokenCodec::random(),
+        });
+        Ok(Backends {
+            db,
+            objects,
+            bus,
+            tokens,
+        })
+    }
+
+    /// Starts the outbox relay of `service`, woken after each commit that wrote events.
+    pub fn start_relay(&self, service: &str) -> RelayHandle {
+        let store = Arc::new(SqlOutbox::new(self.db.clone(), service));
+        let handle = Relay::spawn(store, self.bus.clone(), RelayOptions::default());
+        let notify = self.db.outbox_notify();
+        let wake = handle.notifier();
+        tokio::spawn(async move {
+            loop {
+                notify.notified().await;
+                wake.notify();
+            }
+        });
+        handle
+    }
+}
+
+/// Server settings from the configuration.
+pub fn server_config(cfg: &Config) -> ServerConfig {
+    ServerConfig {
+        listen: cfg.listen,
+        request_timeout: Duration::from_millis(cfg.request_timeout_ms),
+        concurrency_limit: cfg.concurrency_limit,
+        max_message_bytes: cfg.limits.max_message_bytes,
+        ..ServerConfig::default()
+    }
+}
+
+/// Binds the listen address of `cfg`, with an error that names it.
+pub async fn bind(cfg: &Config) -> Result<tokio::net::TcpListener, Error> {
+    tokio::net::TcpListener::bind(cfg.listen).await.map_err(|e| {
+        Error::unavailable(
+            "LISTEN_FAILED",
+            format!("cannot listen on {}: {e}", cfg.listen),
+        )
+    })
+}
