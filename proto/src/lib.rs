@@ -11,11 +11,25 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 
 /// `steward.*` packages.
 pub mod steward {
+    /// `steward.audit.v1`: read access to the hash-chained audit log.
+    pub mod audit {
+        /// Version 1.
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/steward.audit.v1.rs"));
+        }
+    }
     /// `steward.events.v1`: the event envelope and domain events.
     pub mod events {
         /// Version 1.
         pub mod v1 {
             include!(concat!(env!("OUT_DIR"), "/steward.events.v1.rs"));
+        }
+    }
+    /// `steward.registry.v1`: registered models, versions, lineage, aliases and approvals.
+    pub mod registry {
+        /// Version 1.
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/steward.registry.v1.rs"));
         }
     }
     /// `steward.tracking.v1`: experiments, runs, metrics, datasets and artifacts.
@@ -27,5 +41,7 @@ pub mod steward {
     }
 }
 
+pub use steward::audit::v1 as audit;
 pub use steward::events::v1 as events;
+pub use steward::registry::v1 as registry;
 pub use steward::tracking::v1 as tracking;

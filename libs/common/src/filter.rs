@@ -19,7 +19,6 @@ use std::fmt;
 
 use crate::Error;
 
-
 /// Max length of a filter expression.
 pub const MAX_FILTER_LEN: usize = 4096;
 /// Max number of predicates in one filter.

@@ -107,10 +107,12 @@ pub fn server_config(cfg: &Config) -> ServerConfig {
 
 /// Binds the listen address of `cfg`, with an error that names it.
 pub async fn bind(cfg: &Config) -> Result<tokio::net::TcpListener, Error> {
-    tokio::net::TcpListener::bind(cfg.listen).await.map_err(|e| {
-        Error::unavailable(
-            "LISTEN_FAILED",
-            format!("cannot listen on {}: {e}", cfg.listen),
-        )
-    })
+    tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| {
+            Error::unavailable(
+                "LISTEN_FAILED",
+                format!("cannot listen on {}: {e}", cfg.listen),
+            )
+        })
 }

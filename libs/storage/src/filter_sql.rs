@@ -60,4 +60,3 @@ pub fn apply_test(col: Expr, test: &Test) -> Expr {
         }
     }
 }
-

@@ -9,8 +9,7 @@
 
 use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{
-    Alias, Condition, DynIden, Expr, ExprTrait, IntoIden, JoinType, Order, Query,
-    SelectStatement,
+    Alias, Condition, DynIden, Expr, ExprTrait, IntoIden, JoinType, Order, Query, SelectStatement,
 };
 use serde::{Deserialize, Serialize};
 use steward_common::Error;

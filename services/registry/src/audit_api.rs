@@ -1,0 +1,1 @@
+//! `steward.audit.v1.AuditService`.
