@@ -19,7 +19,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(crate::schema::M0001Init)]
+        vec![
+            Box::new(crate::schema::M0001Init),
+            Box::new(crate::schema::M0002Registry),
+        ]
     }
 
     fn migration_table_name() -> sea_orm::DynIden {

@@ -4,15 +4,19 @@
 //! Ownership: the tracking service writes `experiments`, `experiment_tags`, `runs`, `run_params`,
 //! `run_tags`, `latest_metrics`, `metric_chunks`, `datasets`, `run_inputs` and `artifacts`. Every
 //! service writes its own rows of `idempotency_records`, `outbox`, `audit_records` and
-//! `audit_chain_heads` through this crate.
+//! `audit_chain_heads` through this crate. The registry service writes `registered_models`,
+//! `registered_model_tags`, `model_versions`, `model_version_tags`, `model_aliases`,
+//! `model_alias_history`, `model_version_reviews` and `model_policies`.
 //!
 //! Times are `BIGINT` milliseconds since the Unix epoch (UTC).
 
 use sea_orm::DeriveIden;
 
 mod m0001_init;
+mod m0002_registry;
 
 pub(crate) use m0001_init::M0001Init;
+pub(crate) use m0002_registry::M0002Registry;
 
 /// `experiments`
 #[derive(DeriveIden, Clone, Copy)]
@@ -200,4 +204,121 @@ pub enum AuditChainHeads {
     Service,
     Seq,
     Hash,
+}
+
+/// `registered_models`: one row per model; `last_version` hands out gap-free version numbers
+/// under the row lock; `revision` is the etag.
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum RegisteredModels {
+    Table,
+    Name,
+    Description,
+    Creator,
+    CreateTime,
+    UpdateTime,
+    LastVersion,
+    Revision,
+}
+
+/// `registered_model_tags`
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum RegisteredModelTags {
+    Table,
+    Model,
+    Key,
+    Value,
+}
+
+/// `model_versions`: immutable versions (source, digest, signature, lineage are write-once;
+/// status moves CREATING -> READY|FAILED once; description, tags and approval change).
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum ModelVersions {
+    Table,
+    Model,
+    Version,
+    SourceRun,
+    ArtifactPath,
+    SourceUri,
+    ArtifactUri,
+    ContentDigest,
+    SignatureJson,
+    Format,
+    Status,
+    StatusMessage,
+    Description,
+    ApprovalState,
+    ReviewReviewer,
+    ReviewComment,
+    ReviewTime,
+    Creator,
+    CreateTime,
+    UpdateTime,
+    Revision,
+    LineageJson,
+}
+
+/// `model_version_tags`
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum ModelVersionTags {
+    Table,
+    Model,
+    Version,
+    Key,
+    Value,
+}
+
+/// `model_aliases`: the current target of each alias.
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum ModelAliases {
+    Table,
+    Model,
+    Alias,
+    Version,
+    UpdateTime,
+    Updater,
+}
+
+/// `model_alias_history`: every alias move (version 0 = deleted).
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum ModelAliasHistory {
+    Table,
+    Id,
+    Model,
+    Alias,
+    Version,
+    PreviousVersion,
+    Actor,
+    Time,
+    RequestId,
+}
+
+/// `model_version_reviews`: every approval decision.
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum ModelVersionReviews {
+    Table,
+    Id,
+    Model,
+    Version,
+    State,
+    Reviewer,
+    Comment,
+    Time,
+}
+
+/// `model_policies`: each model's alias policy rules (JSON).
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum ModelPolicies {
+    Table,
+    Model,
+    RulesJson,
+    UpdateTime,
+    Revision,
 }

@@ -43,7 +43,7 @@ async fn migrations_are_safe_when_replicas_start_together() {
         }
         assert_eq!(
             migrate::applied(&t.db).await.unwrap(),
-            vec!["m0001_init".to_string()],
+            vec!["m0001_init".to_string(), "m0002_registry".to_string()],
             "{}",
             t.label
         );

@@ -14,7 +14,7 @@ impl MigrationName for M0001Init {
     }
 }
 
-fn pk_str<T: IntoIden>(c: T) -> ColumnDef {
+pub(super) fn pk_str<T: IntoIden>(c: T) -> ColumnDef {
     ColumnDef::new(c)
         .string_len(64)
         .not_null()
@@ -22,35 +22,35 @@ fn pk_str<T: IntoIden>(c: T) -> ColumnDef {
         .to_owned()
 }
 
-fn id_col<T: IntoIden>(c: T) -> ColumnDef {
+pub(super) fn id_col<T: IntoIden>(c: T) -> ColumnDef {
     ColumnDef::new(c).string_len(64).not_null().to_owned()
 }
 
-fn text<T: IntoIden>(c: T) -> ColumnDef {
+pub(super) fn text<T: IntoIden>(c: T) -> ColumnDef {
     ColumnDef::new(c).text().not_null().to_owned()
 }
 
-fn big<T: IntoIden>(c: T) -> ColumnDef {
+pub(super) fn big<T: IntoIden>(c: T) -> ColumnDef {
     ColumnDef::new(c).big_integer().not_null().to_owned()
 }
 
-fn big_null<T: IntoIden>(c: T) -> ColumnDef {
+pub(super) fn big_null<T: IntoIden>(c: T) -> ColumnDef {
     ColumnDef::new(c).big_integer().null().to_owned()
 }
 
-fn small<T: IntoIden>(c: T) -> ColumnDef {
+pub(super) fn small<T: IntoIden>(c: T) -> ColumnDef {
     ColumnDef::new(c).small_integer().not_null().to_owned()
 }
 
-fn key_col<T: IntoIden>(c: T) -> ColumnDef {
+pub(super) fn key_col<T: IntoIden>(c: T) -> ColumnDef {
     ColumnDef::new(c).string_len(250).not_null().to_owned()
 }
 
-fn blob<T: IntoIden>(c: T) -> ColumnDef {
+pub(super) fn blob<T: IntoIden>(c: T) -> ColumnDef {
     ColumnDef::new(c).blob().not_null().to_owned()
 }
 
-fn autoinc<T: IntoIden>(c: T) -> ColumnDef {
+pub(super) fn autoinc<T: IntoIden>(c: T) -> ColumnDef {
     ColumnDef::new(c)
         .big_integer()
         .not_null()

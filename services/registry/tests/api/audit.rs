@@ -1,0 +1,1 @@
+//! AuditService tests.

@@ -1,0 +1,3 @@
+//! Registry and audit API tests over real gRPC, on the embedded backends and (when asked for) the real ones.
+
+mod audit;
