@@ -4,7 +4,9 @@
 
 pub mod error;
 pub mod filter;
+pub mod limits;
 pub mod names;
 pub mod time;
+pub mod validate;
 
 pub use error::{Error, ErrorKind, FieldViolation, Result};

@@ -57,7 +57,7 @@ pub(crate) fn apply(
             "CONCURRENCY_LIMIT" => cfg.concurrency_limit = Some(parse_num(key, value)?),
             "MAX_MESSAGE_BYTES" => cfg.max_message_bytes = Some(parse_num(key, value)?),
             // Read by other layers (CLI, logging, tests), not by the service config.
-            "ADDR" | "TOKEN" | "LOG" | "LOG_FORMAT" | "CONFIG" => {}
+            "ADDR" | "ACTOR" | "TOKEN" | "LOG" | "LOG_FORMAT" | "CONFIG" => {}
             _ if name.starts_with("TEST_") => {}
             _ => {
                 return Err(ConfigError::new(

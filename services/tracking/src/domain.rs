@@ -4,6 +4,6 @@ pub mod chunk;
 pub mod downsample;
 pub use steward_common::filter;
 pub mod model;
-pub mod validate;
+pub use steward_common::validate;
 
 pub use model::*;

@@ -1,6 +1,5 @@
 //! Wire types <-> domain types. Every request is validated once here; errors name the field.
 
-use std::collections::BTreeMap;
 
 use prost::Message;
 use prost_types::Timestamp;
@@ -131,26 +130,7 @@ fn dataset_input(i: &DatasetInput) -> pb::DatasetInput {
     }
 }
 
-/// Validates tags given as a map (resource tags).
-pub fn tag_map(
-    tags: &std::collections::HashMap<String, String>,
-    field: &str,
-    limits: &Limits,
-) -> Result<BTreeMap<String, String>, Error> {
-    if tags.len() > limits.max_tags_per_batch {
-        return Err(Error::limit(
-            field,
-            format!("at most {} tags", limits.max_tags_per_batch),
-        ));
-    }
-    let mut out = BTreeMap::new();
-    for (k, v) in tags {
-        validate::key(&format!("{field}[{k:?}]"), k, limits)?;
-        validate::text(&format!("{field}[{k:?}]"), v, limits.max_tag_value_bytes)?;
-        out.insert(k.clone(), v.clone());
-    }
-    Ok(out)
-}
+pub use steward_common::validate::tag_map;
 
 /// Builds and validates a batch of run data. `now` fills missing timestamps.
 pub fn run_data(

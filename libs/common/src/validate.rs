@@ -1,7 +1,9 @@
-//! Input rules shared by every use case.
+//! Input rules shared by every service: keys, texts, names, tags and page sizes.
 
-use steward_common::Error;
-use steward_config::Limits;
+use std::collections::{BTreeMap, HashMap};
+
+use crate::Error;
+use crate::limits::Limits;
 
 /// Checks a metric/param/tag key: 1..=max bytes, printable, no leading/trailing space, and no
 /// `/`-traversal (`..`) since keys appear in paths of some clients.
@@ -75,6 +77,27 @@ pub fn page_size(v: i32, default: usize, max: usize) -> Result<usize, Error> {
         v if v as usize > max => Err(Error::limit("page_size", format!("at most {max}"))),
         v => Ok(v as usize),
     }
+}
+
+/// Validates a tag map (count, keys, values) and returns it sorted. `field` names the map.
+pub fn tag_map(
+    tags: &HashMap<String, String>,
+    field: &str,
+    limits: &Limits,
+) -> Result<BTreeMap<String, String>, Error> {
+    if tags.len() > limits.max_tags_per_batch {
+        return Err(Error::limit(
+            field,
+            format!("at most {} tags", limits.max_tags_per_batch),
+        ));
+    }
+    let mut out = BTreeMap::new();
+    for (k, v) in tags {
+        key(&format!("{field}[{k:?}]"), k, limits)?;
+        text(&format!("{field}[{k:?}]"), v, limits.max_tag_value_bytes)?;
+        out.insert(k.clone(), v.clone());
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
