@@ -10,7 +10,9 @@ pub mod db;
 pub mod filter_sql;
 pub mod idempotency;
 pub mod migrate;
+pub mod ops;
 pub mod outbox;
+pub mod rows;
 pub mod schema;
 pub mod testing;
 

@@ -9,28 +9,16 @@ pub mod runs;
 use std::sync::Arc;
 
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use steward_artifacts::ObjectStore;
 use steward_common::Error;
 use steward_config::Limits;
-use steward_proto::events::{EventEnvelope, event_envelope::Payload};
-use steward_storage::audit::{self, AuditEntry};
-use steward_storage::idempotency::{self, IdemKey};
-use steward_storage::{Db, WriteTx, outbox};
+use steward_proto::events::event_envelope::Payload;
+use steward_storage::{Db, WriteTx, ops};
 
 /// Name of this service's audit chain, outbox and idempotency records.
 pub const SERVICE: &str = "tracking";
 
-/// Who is calling and under which trace (from gRPC metadata).
-#[derive(Debug, Clone, Default)]
-pub struct Ctx {
-    /// Caller identity.
-    pub actor: String,
-    /// Trace id of the request (32 hex) or empty.
-    pub trace_id: String,
-    /// W3C traceparent of the request or empty.
-    pub traceparent: String,
-}
+pub use steward_storage::ops::Ctx;
 
 /// The tracking application: storage handles and limits.
 #[derive(Clone)]
@@ -61,38 +49,9 @@ impl Tracking {
     }
 }
 
-/// Returns the stored response of an idempotent request, if this is a retry.
-pub(crate) async fn replay<T: DeserializeOwned>(
-    tx: &WriteTx,
-    key: Option<&IdemKey>,
-) -> Result<Option<T>, Error> {
-    let Some(key) = key else { return Ok(None) };
-    match idempotency::lookup(tx, key).await? {
-        Some(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| Error::internal(format!("corrupt idempotency record: {e}"))),
-        None => Ok(None),
-    }
-}
+pub(crate) use steward_storage::ops::{canonical, remember, replay};
 
-/// Stores the response of an idempotent request.
-pub(crate) async fn remember<T: Serialize>(
-    tx: &WriteTx,
-    key: Option<&IdemKey>,
-    value: &T,
-) -> Result<(), Error> {
-    let Some(key) = key else { return Ok(()) };
-    let bytes =
-        serde_json::to_vec(value).map_err(|e| Error::internal(format!("encode response: {e}")))?;
-    idempotency::record(tx, key, &bytes).await
-}
-
-/// A canonical encoding of a request for idempotency hashing.
-pub(crate) fn canonical<T: Serialize + ?Sized>(v: &T) -> Vec<u8> {
-    serde_json::to_vec(v).unwrap_or_default()
-}
-
-/// Appends an audit record for a control-plane mutation.
+/// Appends an audit record for a control-plane mutation to the tracking chain.
 pub(crate) async fn audit<B: Serialize, A: Serialize>(
     tx: &WriteTx,
     ctx: &Ctx,
@@ -102,24 +61,10 @@ pub(crate) async fn audit<B: Serialize, A: Serialize>(
     before: Option<&B>,
     after: Option<&A>,
 ) -> Result<(), Error> {
-    audit::append(
-        tx,
-        AuditEntry {
-            service: SERVICE,
-            actor: ctx.actor.clone(),
-            action,
-            resource,
-            before: before.and_then(|b| serde_json::to_value(b).ok()),
-            after: after.and_then(|a| serde_json::to_value(a).ok()),
-            request_id: request_id.to_string(),
-            trace_id: ctx.trace_id.clone(),
-        },
-    )
-    .await?;
-    Ok(())
+    ops::audit(tx, SERVICE, ctx, action, resource, request_id, before, after).await
 }
 
-/// Writes an event to the outbox in `tx`.
+/// Writes a tracking event to the outbox in `tx`.
 pub(crate) async fn emit(
     tx: &WriteTx,
     ctx: &Ctx,
@@ -127,20 +72,7 @@ pub(crate) async fn emit(
     source: String,
     payload: Payload,
 ) -> Result<(), Error> {
-    let now = chrono::Utc::now();
-    let env = EventEnvelope {
-        event_id: uuid::Uuid::now_v7().simple().to_string(),
-        r#type: kind.to_string(),
-        source,
-        time: Some(prost_types::Timestamp {
-            seconds: now.timestamp(),
-            nanos: now.timestamp_subsec_nanos() as i32,
-        }),
-        traceparent: ctx.traceparent.clone(),
-        producer: SERVICE.to_string(),
-        payload: Some(payload),
-    };
-    outbox::enqueue(tx, SERVICE, &env).await
+    ops::emit(tx, SERVICE, ctx, kind, source, payload).await
 }
 
 /// The run `run_id` of experiment `exp` (row only). A run addressed under another experiment
