@@ -3,6 +3,8 @@
 //! gRPC server settings. Shared by the service binaries and `steward up`, so each service crate
 //! stays independent of the others.
 
+pub mod testing;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,11 +1,7 @@
 //! Starts the tracking service on real backends and gives tests a client.
 
-use std::sync::Arc;
-
-use steward_artifacts::{ObjectStoreConfig, S3Config};
 use steward_config::{Config, Overrides};
-use steward_events::{EventBus, InProcessBus, RedisBus};
-use steward_grpc::{GrpcServer, PageTokenCodec};
+use steward_grpc::GrpcServer;
 use steward_proto::tracking as pb;
 use steward_proto::tracking::tracking_service_client::TrackingServiceClient;
 use steward_storage::testing::TestDb;
@@ -24,23 +20,12 @@ pub struct Harness {
     _dir: tempfile::TempDir,
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
 /// Every backend combination asked for: the embedded one, and the real one if any real
 /// backend is configured.
 pub async fn all() -> Vec<Harness> {
     let mut v = vec![start(false).await];
-    if env("STEWARD_TEST_DATABASE_URL").is_some()
-        || env("STEWARD_TEST_S3_ENDPOINT").is_some()
-        || env("STEWARD_TEST_REDIS_URL").is_some()
-    {
+    if steward_runtime::testing::real_tier_asked() {
         v.push(start(true).await);
-    } else {
-        eprintln!(
-            "real-backend tier not asked for (set STEWARD_TEST_DATABASE_URL, STEWARD_TEST_S3_ENDPOINT, STEWARD_TEST_REDIS_URL)"
-        );
     }
     v
 }
@@ -59,74 +44,8 @@ fn telemetry() {
 pub async fn start(real: bool) -> Harness {
     telemetry();
     let dir = tempfile::tempdir().unwrap();
-    let mut label = Vec::new();
-    let db = if real && env("STEWARD_TEST_DATABASE_URL").is_some() {
-        label.push("postgres");
-        TestDb::postgres().await.expect("postgres asked for")
-    } else {
-        label.push("sqlite");
-        TestDb::sqlite().await
-    };
-    let s3_endpoint = if real {
-        env("STEWARD_TEST_S3_ENDPOINT")
-    } else {
-        None
-    };
-    let store_cfg = match &s3_endpoint {
-        Some(endpoint) => {
-            label.push("s3");
-            ObjectStoreConfig::S3(S3Config {
-                bucket: format!(
-                    "steward-test-{}",
-                    &uuid::Uuid::new_v4().simple().to_string()[..16]
-                ),
-                prefix: "pfx".into(),
-                region: "us-east-1".into(),
-                endpoint: Some(endpoint.clone()),
-                path_style: true,
-                access_key_id: Some("test".into()),
-                secret_access_key: Some("test".into()),
-                create_bucket: true,
-            })
-        }
-        None => {
-            label.push("local");
-            ObjectStoreConfig::Local {
-                root: dir.path().join("artifacts"),
-            }
-        }
-    };
-    let objects = steward_artifacts::open(&store_cfg)
-        .await
-        .expect("object store");
-    objects.check().await.expect("object store reachable");
-    let bus: Arc<dyn EventBus> = match if real {
-        env("STEWARD_TEST_REDIS_URL")
-    } else {
-        None
-    } {
-        Some(url) => {
-            label.push("redis");
-            Arc::new(
-                RedisBus::connect(
-                    &url,
-                    &format!("steward-test-{}:", uuid::Uuid::new_v4().simple()),
-                )
-                .await
-                .expect("redis asked for"),
-            )
-        }
-        None => {
-            label.push("in-process");
-            Arc::new(InProcessBus::new())
-        }
-    };
-    let backends = Backends {
-        db: db.db.clone(),
-        objects,
-        bus,
-        tokens: Arc::new(PageTokenCodec::random()),
-    };
+    let t = steward_runtime::testing::open(real, dir.path()).await;
+    let (backends, db) = (t.backends, t.db);
     let mut cfg = Config::load(
         None,
         &Default::default(),
@@ -161,10 +80,10 @@ pub async fn start(real: bool) -> Harness {
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20);
     Harness {
-        label: label.join("+"),
+        label: t.label,
         client,
         backends,
-        s3: s3_endpoint.is_some(),
+        s3: t.s3,
         stop: Some(tx),
         task: Some(task),
         db: Some(db),

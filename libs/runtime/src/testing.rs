@@ -1,0 +1,124 @@
+//! Backends for tests: the embedded ones, or the real ones the `STEWARD_TEST_*` variables ask
+//! for (see TESTING.md). Every call gets its own database, bucket and Redis key prefix.
+
+use std::sync::Arc;
+
+use steward_artifacts::{ObjectStoreConfig, S3Config};
+use steward_events::{EventBus, InProcessBus, RedisBus};
+use steward_grpc::PageTokenCodec;
+use steward_storage::testing::TestDb;
+
+use crate::Backends;
+
+/// A non-empty environment variable.
+pub fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Whether any real backend is asked for; if not, says so once on stderr.
+pub fn real_tier_asked() -> bool {
+    let asked = env("STEWARD_TEST_DATABASE_URL").is_some()
+        || env("STEWARD_TEST_S3_ENDPOINT").is_some()
+        || env("STEWARD_TEST_REDIS_URL").is_some();
+    if !asked {
+        eprintln!(
+            "real-backend tier not asked for (set STEWARD_TEST_DATABASE_URL, STEWARD_TEST_S3_ENDPOINT, STEWARD_TEST_REDIS_URL)"
+        );
+    }
+    asked
+}
+
+/// Test backends and what they are.
+pub struct TestBackends {
+    /// The backends.
+    pub backends: Backends,
+    /// The database (drop it with [`TestDb::cleanup`]).
+    pub db: TestDb,
+    /// e.g. `sqlite+local+in-process` or `postgres+s3+redis`.
+    pub label: String,
+    /// Whether artifacts are in S3.
+    pub s3: bool,
+    /// The Redis URL and key prefix in use, if any.
+    pub redis: Option<(String, String)>,
+}
+
+/// Opens the embedded backends (`real == false`) or every configured real one. A real backend
+/// that is asked for but unreachable panics: the run fails, it does not skip.
+pub async fn open(real: bool, dir: &std::path::Path) -> TestBackends {
+    let mut label = Vec::new();
+    let db = if real && env("STEWARD_TEST_DATABASE_URL").is_some() {
+        label.push("postgres");
+        TestDb::postgres().await.expect("postgres asked for")
+    } else {
+        label.push("sqlite");
+        TestDb::sqlite().await
+    };
+    let s3_endpoint = if real {
+        env("STEWARD_TEST_S3_ENDPOINT")
+    } else {
+        None
+    };
+    let store_cfg = match &s3_endpoint {
+        Some(endpoint) => {
+            label.push("s3");
+            ObjectStoreConfig::S3(S3Config {
+                bucket: format!(
+                    "steward-test-{}",
+                    &uuid::Uuid::new_v4().simple().to_string()[..16]
+                ),
+                prefix: "pfx".into(),
+                region: "us-east-1".into(),
+                endpoint: Some(endpoint.clone()),
+                path_style: true,
+                access_key_id: Some("test".into()),
+                secret_access_key: Some("test".into()),
+                create_bucket: true,
+            })
+        }
+        None => {
+            label.push("local");
+            ObjectStoreConfig::Local {
+                root: dir.join("artifacts"),
+            }
+        }
+    };
+    let objects = steward_artifacts::open(&store_cfg)
+        .await
+        .expect("object store");
+    objects.check().await.expect("object store reachable");
+    let redis_url = if real {
+        env("STEWARD_TEST_REDIS_URL")
+    } else {
+        None
+    };
+    let (bus, redis): (Arc<dyn EventBus>, _) = match redis_url {
+        Some(url) => {
+            label.push("redis");
+            let prefix = format!("steward-test-{}:", uuid::Uuid::new_v4().simple());
+            (
+                Arc::new(
+                    RedisBus::connect(&url, &prefix)
+                        .await
+                        .expect("redis asked for"),
+                ),
+                Some((url, prefix)),
+            )
+        }
+        None => {
+            label.push("in-process");
+            (Arc::new(InProcessBus::new()), None)
+        }
+    };
+    TestBackends {
+        backends: Backends {
+            db: db.db.clone(),
+            objects,
+            bus,
+            tokens: Arc::new(PageTokenCodec::random()),
+        },
+        db,
+        label: label.join("+"),
+        s3: s3_endpoint.is_some(),
+        redis,
+    }
+}
