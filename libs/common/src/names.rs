@@ -323,7 +323,10 @@ mod tests {
 
     #[test]
     fn version_refs_parse_both_forms_and_round_trip() {
-        for s in ["registeredModels/fraud/versions/3", "registeredModels/fraud-v2.1@production"] {
+        for s in [
+            "registeredModels/fraud/versions/3",
+            "registeredModels/fraud-v2.1@production",
+        ] {
             assert_eq!(VersionRef::parse(s, "name").unwrap().to_string(), s);
         }
         for bad in [
@@ -350,7 +353,16 @@ mod tests {
     #[test]
     fn model_ids_reject_separators_and_oversize() {
         assert!(ModelId::parse("fraud_detector-2.0", "f").is_ok());
-        for bad in ["", ".hidden", "-x", "a/b", "a@b", "a b", "é", &"a".repeat(129)] {
+        for bad in [
+            "",
+            ".hidden",
+            "-x",
+            "a/b",
+            "a@b",
+            "a b",
+            "é",
+            &"a".repeat(129),
+        ] {
             assert!(ModelId::parse(bad, "f").is_err(), "{bad:?}");
         }
         assert_eq!(

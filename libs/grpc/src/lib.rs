@@ -25,8 +25,8 @@ pub use context::{
 pub use page_token::{MAX_TOKEN_LEN, PageTokenCodec};
 pub use server::{GrpcServer, ServerConfig, bind};
 pub use signal::shutdown_signal;
-pub use timestamp::{MAX_MS, from_ts, ts};
 pub use status::{
     ERROR_DOMAIN, INTERNAL_MESSAGE, IntoStatus, REMOTE_REASON_KEY, ResultExt, code_of, from_status,
     kind_of, to_status,
 };
+pub use timestamp::{MAX_MS, from_ts, ts};

@@ -27,4 +27,3 @@ pub fn from_ts(t: &Timestamp, field: &str) -> Result<i64, Error> {
         .ok_or_else(|| Error::invalid_field(field, "must be between 1970 and 9999"))?;
     Ok(ms)
 }
-

@@ -3,7 +3,20 @@
 //! Each record's hash is `sha256(prev_hash || canonical JSON of the record)`; the chain head row
 //! of the service is locked (`SELECT ... FOR UPDATE` on Postgres, the write gate on SQLite) while
 //! a record is appended, so appends of one service are serialized and replicas of different
-//! services never contend. [`verify_chain`] recomputes every hash and reports the first break.
+//! services never contend.
+//!
+//! Read side: [`query`] filters records across chains with a keyset cursor, [`heads`] and
+//! [`list_services`] list the chains, [`verify_chain`] / [`verify_chain_with`] / [`verify_all`]
+//! recompute every hash and report the first break (and what it was), and [`ChainCheck`] is the
+//! same check as a pure function over records, for exports verified offline.
+
+mod check;
+mod query;
+mod verify;
+
+pub use check::{ChainCheck, ChainHead, ChainReport, Problem};
+pub use query::{AuditCursor, AuditQuery, heads, list_services, query};
+pub use verify::{verify_all, verify_chain, verify_chain_with};
 
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Order, Query};
 use sea_orm::{ConnectionTrait, QueryResult};
@@ -170,6 +183,22 @@ pub async fn append(tx: &WriteTx, entry: AuditEntry) -> Result<i64, Error> {
     Ok(rec.seq)
 }
 
+/// Every column of `audit_records`, in [`from_row`]'s order.
+const COLUMNS: [A; 12] = [
+    A::Service,
+    A::Seq,
+    A::Time,
+    A::Actor,
+    A::Action,
+    A::Resource,
+    A::BeforeJson,
+    A::AfterJson,
+    A::RequestId,
+    A::TraceId,
+    A::PrevHash,
+    A::Hash,
+];
+
 fn from_row(r: &QueryResult) -> Result<AuditRecord, Error> {
     let g = |c: &str| r.try_get::<String>("", c).map_err(db_err);
     Ok(AuditRecord {
@@ -198,20 +227,7 @@ pub async fn list<C: ConnectionTrait>(
     limit: u64,
 ) -> Result<Vec<AuditRecord>, Error> {
     let mut q = Query::select()
-        .columns([
-            A::Service,
-            A::Seq,
-            A::Time,
-            A::Actor,
-            A::Action,
-            A::Resource,
-            A::BeforeJson,
-            A::AfterJson,
-            A::RequestId,
-            A::TraceId,
-            A::PrevHash,
-            A::Hash,
-        ])
+        .columns(COLUMNS)
         .from(A::Table)
         .and_where(Expr::col(A::Service).eq(service))
         .and_where(Expr::col(A::Seq).gt(after_seq))
@@ -227,57 +243,4 @@ pub async fn list<C: ConnectionTrait>(
         .iter()
         .map(from_row)
         .collect()
-}
-
-/// Result of verifying a chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChainReport {
-    /// Records checked.
-    pub records: i64,
-    /// First sequence number whose hash or link does not match, if any.
-    pub first_broken_seq: Option<i64>,
-}
-
-/// Recomputes every hash of `service`'s chain, in pages, and checks the links and the head.
-pub async fn verify_chain<C: ConnectionTrait>(c: &C, service: &str) -> Result<ChainReport, Error> {
-    let mut prev_hash = GENESIS_HASH.to_string();
-    let mut expected_seq = 1i64;
-    let mut after = 0i64;
-    loop {
-        let page = list(c, service, None, after, 1000).await?;
-        if page.is_empty() {
-            break;
-        }
-        for r in &page {
-            if r.seq != expected_seq || r.prev_hash != prev_hash || record_hash(r) != r.hash {
-                return Ok(ChainReport {
-                    records: expected_seq - 1,
-                    first_broken_seq: Some(expected_seq),
-                });
-            }
-            prev_hash = r.hash.clone();
-            expected_seq += 1;
-            after = r.seq;
-        }
-    }
-    // The head must point at the last record (catches truncation of the chain's tail).
-    let head = Query::select()
-        .columns([H::Seq, H::Hash])
-        .from(H::Table)
-        .and_where(Expr::col(H::Service).eq(service))
-        .to_owned();
-    if let Some(row) = c.query_one(&head).await.map_err(db_err)? {
-        let seq: i64 = row.try_get("", "seq").map_err(db_err)?;
-        let hash: String = row.try_get("", "hash").map_err(db_err)?;
-        if seq != expected_seq - 1 || hash != prev_hash {
-            return Ok(ChainReport {
-                records: expected_seq - 1,
-                first_broken_seq: Some(expected_seq),
-            });
-        }
-    }
-    Ok(ChainReport {
-        records: expected_seq - 1,
-        first_broken_seq: None,
-    })
 }

@@ -106,4 +106,3 @@ pub async fn emit(
     };
     outbox::enqueue(tx, service, &env).await
 }
-

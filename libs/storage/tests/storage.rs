@@ -1,6 +1,9 @@
 //! The storage helpers against every backend: SQLite always, Postgres when
 //! `STEWARD_TEST_DATABASE_URL` is set.
 
+#[path = "storage/audit_trail.rs"]
+mod audit_trail;
+
 use std::sync::Arc;
 use std::time::Duration;
 

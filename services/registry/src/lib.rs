@@ -6,4 +6,11 @@
 //! Layers: [`api`] (gRPC, thin) -> [`app`] (use cases, transactions, idempotency, audit,
 //! events, cache) -> [`domain`] (pure rules) and [`store`] (SQL over the shared schema).
 
+pub mod api;
+pub mod app;
 pub mod audit_api;
+pub mod domain;
+pub mod server;
+pub mod store;
+
+pub use app::{Ctx, Registry};

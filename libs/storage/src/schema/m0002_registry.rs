@@ -123,7 +123,11 @@ impl MigrationTrait for M0002Registry {
             Table::create()
                 .table(ModelAliases::Table)
                 .col(model_col(ModelAliases::Model))
-                .col(ColumnDef::new(ModelAliases::Alias).string_len(64).not_null())
+                .col(
+                    ColumnDef::new(ModelAliases::Alias)
+                        .string_len(64)
+                        .not_null(),
+                )
                 .col(big(ModelAliases::Version))
                 .col(big(ModelAliases::UpdateTime))
                 .col(text(ModelAliases::Updater))

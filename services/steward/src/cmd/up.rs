@@ -30,6 +30,7 @@ pub async fn up(listen: Option<String>, no_migrate: bool, s: ServerArgs) -> anyh
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let relay = b.start_relay(steward_tracking::app::SERVICE);
+    let registry_relay = b.start_relay(steward_registry::app::SERVICE);
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| {
@@ -39,6 +40,18 @@ pub async fn up(listen: Option<String>, no_migrate: bool, s: ServerArgs) -> anyh
             )
         })?;
     let addr = listener.local_addr()?;
+    // In one process the registry still checks runs through the tracking API, over loopback.
+    let tracking_url = cfg.tracking_url.clone().unwrap_or_else(|| {
+        let ip = if addr.ip().is_unspecified() {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        } else {
+            addr.ip()
+        };
+        format!("http://{}", std::net::SocketAddr::new(ip, addr.port()))
+    });
+    let registry = steward_registry::server::services(&b, &cfg, &tracking_url)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     println!("Steward is up: gRPC on {addr} (health and reflection on)");
     println!("  database:  {}", redact_url(&cfg.database_url));
     println!("  artifacts: {}", b.objects.describe());
@@ -56,12 +69,17 @@ pub async fn up(listen: Option<String>, no_migrate: bool, s: ServerArgs) -> anyh
     let server = GrpcServer::new(tracking::server_config(&cfg))
         .file_descriptor_set(steward_proto::FILE_DESCRIPTOR_SET)
         .add_streaming_methods(STREAMING_METHODS)
-        .add_service(tracking::service(&b, &cfg));
+        .add_service(tracking::service(&b, &cfg))
+        .add_service(registry.registry)
+        .add_service(registry.audit);
     let result = server
         .serve(listener, steward_grpc::shutdown_signal())
         .await;
-    if let Err(e) = relay.shutdown().await {
-        tracing::warn!(error = %e, "outbox relay did not drain before shutdown; pending events are relayed at the next start");
+    registry.invalidator.abort();
+    for relay in [relay, registry_relay] {
+        if let Err(e) = relay.shutdown().await {
+            tracing::warn!(error = %e, "outbox relay did not drain before shutdown; pending events are relayed at the next start");
+        }
     }
     b.db.close().await;
     guard.shutdown();

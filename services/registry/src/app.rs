@@ -1,0 +1,165 @@
+//! Use cases of the registry: one function per operation. This layer owns transactions,
+//! idempotency, audit records, outbox events and the resolution cache; it speaks domain types.
+
+pub mod aliases;
+pub mod cache;
+pub mod models;
+pub mod reviews;
+pub mod source;
+pub mod versions;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use steward_common::Error;
+use steward_common::names::VersionRef;
+use steward_config::Limits;
+use steward_proto::events::event_envelope::Payload;
+use steward_storage::{Db, WriteTx, ops};
+
+pub use steward_storage::ops::Ctx;
+pub(crate) use steward_storage::ops::{canonical, remember, replay};
+
+use crate::domain::ModelVersion;
+use cache::ResolveCache;
+use source::RunSource;
+
+/// Name of this service's audit chain, outbox and idempotency records.
+pub const SERVICE: &str = "registry";
+
+/// The registry application.
+#[derive(Clone)]
+pub struct Registry {
+    pub(crate) db: Db,
+    pub(crate) limits: Limits,
+    pub(crate) source: Arc<dyn RunSource>,
+    pub(crate) cache: Arc<ResolveCache>,
+}
+
+impl Registry {
+    /// A registry over `db`, checking run sources with `source` and caching resolutions in
+    /// `cache`.
+    pub fn new(
+        db: Db,
+        limits: Limits,
+        source: Arc<dyn RunSource>,
+        cache: Arc<ResolveCache>,
+    ) -> Self {
+        Self {
+            db,
+            limits,
+            source,
+            cache,
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The resolution cache.
+    pub fn cache(&self) -> &Arc<ResolveCache> {
+        &self.cache
+    }
+
+    /// Resolves a version reference (number or alias) to the version, through the cache.
+    pub async fn resolve(&self, r: &VersionRef) -> Result<ModelVersion, Error> {
+        let key = r.to_string();
+        let model = r.model().as_str();
+        if let Some(v) = self.cache.get(model, &key).await {
+            return Ok(v);
+        }
+        let ticket = self.cache.ticket(model);
+        let v = self.resolve_uncached(self.db.conn(), r).await?;
+        self.cache.put(model, &key, &v, ticket).await;
+        Ok(v)
+    }
+
+    /// Resolves a reference straight from the database (inside a transaction, or for writes).
+    pub(crate) async fn resolve_uncached<C: sea_orm::ConnectionTrait>(
+        &self,
+        c: &C,
+        r: &VersionRef,
+    ) -> Result<ModelVersion, Error> {
+        let (model, number) = match r {
+            VersionRef::Number(m, n) => (m.as_str(), *n),
+            VersionRef::Alias(m, a) => {
+                match crate::store::aliases::target(c, m.as_str(), a).await? {
+                    Some(n) => (m.as_str(), n),
+                    None => {
+                        return Err(
+                            if crate::store::models::get_row(c, m.as_str())
+                                .await?
+                                .is_none()
+                            {
+                                model_not_found(m.as_str())
+                            } else {
+                                Error::not_found("ALIAS_NOT_FOUND", r)
+                            },
+                        );
+                    }
+                }
+            }
+        };
+        match crate::store::versions::get_full(c, model, number).await? {
+            Some(v) => Ok(v),
+            None => Err(
+                if crate::store::models::get_row(c, model).await?.is_none() {
+                    model_not_found(model)
+                } else {
+                    Error::not_found(
+                        "MODEL_VERSION_NOT_FOUND",
+                        steward_common::names::version_name(model, number),
+                    )
+                },
+            ),
+        }
+    }
+}
+
+/// `NOT_FOUND` for a missing model.
+pub(crate) fn model_not_found(model: &str) -> Error {
+    Error::not_found("MODEL_NOT_FOUND", format!("registeredModels/{model}"))
+}
+
+/// `registeredModels/{m}`.
+pub(crate) fn model_name(m: &str) -> String {
+    format!("registeredModels/{m}")
+}
+
+/// Checks an optional etag against the current revision.
+pub(crate) fn check_etag(etag: &str, revision: i64, resource: &str) -> Result<(), Error> {
+    if etag.is_empty() || etag == revision.to_string() {
+        Ok(())
+    } else {
+        Err(Error::stale_etag(resource))
+    }
+}
+
+/// Appends an audit record for a registry mutation.
+pub(crate) async fn audit<B: Serialize, A: Serialize>(
+    tx: &WriteTx,
+    ctx: &Ctx,
+    action: &'static str,
+    resource: String,
+    request_id: &str,
+    before: Option<&B>,
+    after: Option<&A>,
+) -> Result<(), Error> {
+    ops::audit(
+        tx, SERVICE, ctx, action, resource, request_id, before, after,
+    )
+    .await
+}
+
+/// Writes a registry event to the outbox in `tx`.
+pub(crate) async fn emit(
+    tx: &WriteTx,
+    ctx: &Ctx,
+    kind: &str,
+    source: String,
+    payload: Payload,
+) -> Result<(), Error> {
+    ops::emit(tx, SERVICE, ctx, kind, source, payload).await
+}
