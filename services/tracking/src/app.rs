@@ -61,7 +61,10 @@ pub(crate) async fn audit<B: Serialize, A: Serialize>(
     before: Option<&B>,
     after: Option<&A>,
 ) -> Result<(), Error> {
-    ops::audit(tx, SERVICE, ctx, action, resource, request_id, before, after).await
+    ops::audit(
+        tx, SERVICE, ctx, action, resource, request_id, before, after,
+    )
+    .await
 }
 
 /// Writes a tracking event to the outbox in `tx`.
