@@ -3,6 +3,8 @@
 mod aliases;
 mod audit;
 mod harness;
+mod lifecycle;
 mod models;
+mod replicas;
 mod reviews;
 mod versions;
