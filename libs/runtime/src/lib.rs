@@ -3,7 +3,11 @@
 //! gRPC server settings. Shared by the service binaries and `steward up`, so each service crate
 //! stays independent of the others.
 
+pub mod request;
+mod service_main;
 pub mod testing;
+
+pub use service_main::service_main;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -122,3 +122,34 @@ pub async fn open(real: bool, dir: &std::path::Path) -> TestBackends {
         redis,
     }
 }
+
+/// Asserts a gRPC error's code, that it carries `ErrorInfo`, and (with `field`) that its
+/// `BadRequest` names the field.
+#[track_caller]
+pub fn assert_bad(status: tonic::Status, code: tonic::Code, field: Option<&str>) {
+    use tonic_types::StatusExt;
+    assert_eq!(status.code(), code, "{status:?}");
+    assert!(
+        status.get_details_error_info().is_some(),
+        "every error carries ErrorInfo: {status:?}"
+    );
+    if let Some(f) = field {
+        let br = status
+            .get_details_bad_request()
+            .unwrap_or_else(|| panic!("no BadRequest in {status:?}"));
+        assert!(
+            br.field_violations.iter().any(|v| v.field == f),
+            "expected a violation on {f}, got {:?}",
+            br.field_violations
+        );
+    }
+}
+
+/// The `ErrorInfo` reason of a status (empty without one).
+pub fn reason(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    status
+        .get_details_error_info()
+        .map(|i| i.reason)
+        .unwrap_or_default()
+}

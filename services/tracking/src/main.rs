@@ -1,62 +1,11 @@
 //! `steward-tracking`: the tracking service alone, for the distributed deployment.
 
-use std::path::PathBuf;
-
-use clap::Parser;
-
-/// Steward tracking service.
-#[derive(Parser, Debug)]
-#[command(
-    name = "steward-tracking",
-    version,
-    about = "Steward tracking service (steward.tracking.v1.TrackingService)"
-)]
-struct Args {
-    /// Listen address, e.g. 0.0.0.0:50051.
-    #[arg(long, env = "STEWARD_LISTEN")]
-    listen: Option<String>,
-    /// TOML configuration file.
-    #[arg(long, env = "STEWARD_CONFIG")]
-    config: Option<PathBuf>,
-    /// Data directory (SQLite file and local artifacts) when no other backend is configured.
-    #[arg(long, env = "STEWARD_DATA_DIR")]
-    data_dir: Option<PathBuf>,
-    /// Do not apply database migrations at start-up.
-    #[arg(long)]
-    no_migrate: bool,
-}
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let args = Args::parse();
-    let guard = match steward_telemetry::TelemetryConfig::from_env("steward-tracking")
-        .and_then(|c| steward_telemetry::init(&c))
-    {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    let overrides = steward_config::Overrides {
-        listen: args.listen,
-        data_dir: args.data_dir,
-        no_migrate: args.no_migrate,
-    };
-    let cfg = match steward_config::Config::from_process(args.config.as_deref(), &overrides) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return std::process::ExitCode::from(2);
-        }
-    };
-    let result = steward_tracking::server::run(cfg, steward_grpc::shutdown_signal()).await;
-    guard.shutdown();
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {}", e.message);
-            std::process::ExitCode::FAILURE
-        }
-    }
+    steward_runtime::service_main(
+        "steward-tracking",
+        "Steward tracking service (steward.tracking.v1.TrackingService)",
+        steward_tracking::server::run,
+    )
+    .await
 }

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sha2::{Digest, Sha256};
 use steward_artifacts::ArtifactPath;
 use steward_common::Error;
 use steward_common::names::{ModelName, VersionRef, parse_alias};
@@ -12,13 +11,14 @@ use steward_common::validate;
 use steward_grpc::{PageTokenCodec, from_ts, to_status};
 use steward_proto::registry as pb;
 use steward_proto::registry::registry_service_server::RegistryService;
+use steward_runtime::request::{ctx, mask_paths, scope};
 use tonic::{Request, Response, Status};
 
 use super::convert;
+use crate::app::Registry;
 use crate::app::aliases::AliasHistoryQuery;
 use crate::app::models::{ListModels, ModelPatch, NewModel};
 use crate::app::versions::{ListVersions, NewVersion, VersionPatch, VersionSource};
-use crate::app::{Ctx, Registry};
 use crate::domain::validate as rules;
 
 type Result<T> = std::result::Result<Response<T>, Status>;
@@ -40,29 +40,8 @@ impl RegistryApi {
     }
 }
 
-fn ctx<T>(req: &Request<T>) -> Ctx {
-    Ctx {
-        actor: steward_grpc::actor(req.metadata()),
-        trace_id: steward_telemetry::current_trace_id(),
-        traceparent: steward_telemetry::current_traceparent(),
-    }
-}
-
 fn st(e: Error) -> Status {
     to_status(&e)
-}
-
-fn scope(parts: &[&str]) -> String {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update(p.as_bytes());
-        h.update([0]);
-    }
-    hex::encode(&h.finalize()[..12])
-}
-
-fn mask_paths(m: &Option<prost_types::FieldMask>) -> Vec<String> {
-    m.as_ref().map(|m| m.paths.clone()).unwrap_or_default()
 }
 
 fn model_of(s: &str, field: &str) -> std::result::Result<String, Status> {

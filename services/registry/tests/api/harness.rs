@@ -10,7 +10,6 @@ use steward_proto::registry as pb;
 use steward_proto::registry::registry_service_client::RegistryServiceClient;
 use steward_proto::tracking as tpb;
 use steward_proto::tracking::tracking_service_client::TrackingServiceClient;
-use steward_registry::Registry;
 use steward_runtime::Backends;
 use steward_storage::testing::TestDb;
 use tonic::metadata::MetadataValue;
@@ -43,9 +42,6 @@ pub struct Harness {
     pub tracking: TrackingServiceClient<Channel>,
     pub channel: Channel,
     pub backends: Backends,
-    pub app: Registry,
-    pub cfg: Config,
-    pub redis: Option<(String, String)>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     invalidator: Option<tokio::task::JoinHandle<()>>,
@@ -122,9 +118,6 @@ pub async fn start(real: bool) -> Harness {
         tracking: TrackingServiceClient::new(channel.clone()),
         channel,
         backends: t.backends,
-        app: reg.app,
-        cfg,
-        redis: t.redis,
         stop: Some(tx),
         task: Some(task),
         invalidator: Some(reg.invalidator),
@@ -300,32 +293,4 @@ impl Harness {
     }
 }
 
-/// Asserts a gRPC error's code and the field named in its BadRequest details (if `field`).
-#[track_caller]
-pub fn assert_bad(status: tonic::Status, code: tonic::Code, field: Option<&str>) {
-    use tonic_types::StatusExt;
-    assert_eq!(status.code(), code, "{status:?}");
-    assert!(
-        status.get_details_error_info().is_some(),
-        "every error carries ErrorInfo: {status:?}"
-    );
-    if let Some(f) = field {
-        let br = status
-            .get_details_bad_request()
-            .unwrap_or_else(|| panic!("no BadRequest in {status:?}"));
-        assert!(
-            br.field_violations.iter().any(|v| v.field == f),
-            "expected a violation on {f}, got {:?}",
-            br.field_violations
-        );
-    }
-}
-
-/// The ErrorInfo reason of a status.
-pub fn reason(status: &tonic::Status) -> String {
-    use tonic_types::StatusExt;
-    status
-        .get_details_error_info()
-        .map(|i| i.reason)
-        .unwrap_or_default()
-}
+pub use steward_runtime::testing::{assert_bad, reason};

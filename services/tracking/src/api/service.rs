@@ -6,17 +6,17 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use prost::Message;
-use sha2::{Digest, Sha256};
 use steward_artifacts::ArtifactPath;
 use steward_common::Error;
 use steward_common::names::{ExperimentName, RunName};
 use steward_grpc::{PageTokenCodec, to_status};
 use steward_proto::tracking as pb;
 use steward_proto::tracking::tracking_service_server::TrackingService;
+use steward_runtime::request::{ctx, mask_paths, scope};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::convert;
-use crate::app::Ctx;
+
 use crate::app::Tracking;
 use crate::app::artifacts::UploadHeader;
 use crate::app::experiments::{ExperimentPatch, ListExperiments, NewExperiment};
@@ -45,29 +45,8 @@ impl TrackingApi {
     }
 }
 
-fn ctx<T>(req: &Request<T>) -> Ctx {
-    Ctx {
-        actor: steward_grpc::actor(req.metadata()),
-        trace_id: steward_telemetry::current_trace_id(),
-        traceparent: steward_telemetry::current_traceparent(),
-    }
-}
-
 fn st(e: Error) -> Status {
     to_status(&e)
-}
-
-fn scope(parts: &[&str]) -> String {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update(p.as_bytes());
-        h.update([0]);
-    }
-    hex::encode(&h.finalize()[..12])
-}
-
-fn mask_paths(m: &Option<prost_types::FieldMask>) -> Vec<String> {
-    m.as_ref().map(|m| m.paths.clone()).unwrap_or_default()
 }
 
 fn run_name_of(s: &str, field: &str) -> std::result::Result<RunName, Status> {
