@@ -4,12 +4,14 @@
 //! ```text
 //! cargo build --release --workspace
 //! cargo run --release -p steward-bench -- tracking [--addr ADDR] [--backend sqlite|postgres] [--quick]
+//! cargo run --release -p steward-bench -- registry [--addr ADDR] [--backend sqlite|postgres] [--quick]
 //! ```
 //!
 //! Without `--addr` the suite starts the `steward` binary beside this executable as a child
 //! process and measures its memory; it prints a table, then one JSON line per figure.
 
 mod procfs;
+mod registry;
 mod report;
 mod server;
 mod stats;
@@ -35,6 +37,9 @@ enum Suite {
     /// Experiment tracking: metric ingest (stream and batch), CreateRun latency, metric
     /// history reads, run search, server memory.
     Tracking(Opts),
+    /// Model registry: CreateModelVersion throughput (from a run's artifacts and from
+    /// external URIs), alias resolution latency (one client and 8 clients), server memory.
+    Registry(Opts),
 }
 
 /// Options every suite takes.
@@ -52,8 +57,9 @@ pub struct Opts {
     #[arg(long)]
     quick: bool,
     /// Run only these sections (comma-separated; for investigating one area), e.g.
-    /// `--only history,search`. Sections: create_run, ingest_stream, ingest_batch,
-    /// ingest_batch_series, history, search.
+    /// `--only history,search`. Sections of tracking: create_run, ingest_stream, ingest_batch,
+    /// ingest_batch_series, history, search; of registry: version_create,
+    /// version_create_external, alias_resolve, alias_resolve_concurrent.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -117,6 +123,7 @@ async fn main() -> ExitCode {
     let run = async {
         match cli.suite {
             Suite::Tracking(opts) => tracking::run(&opts).await,
+            Suite::Registry(opts) => registry::run(&opts).await,
         }
     };
     // Ctrl-C drops the suite future, whose guards stop the server and drop its database.
@@ -160,8 +167,17 @@ mod tests {
     #[test]
     fn cli_parses() {
         let c = Cli::try_parse_from(["b", "tracking", "--backend", "postgres", "--quick"]).unwrap();
-        let Suite::Tracking(o) = c.suite;
+        let Suite::Tracking(o) = c.suite else {
+            panic!("tracking expected");
+        };
         assert_eq!(o.backend, Backend::Postgres);
         assert!(o.quick);
+        let c =
+            Cli::try_parse_from(["b", "registry", "--quick", "--only", "alias_resolve"]).unwrap();
+        let Suite::Registry(o) = c.suite else {
+            panic!("registry expected");
+        };
+        assert_eq!(o.backend, Backend::Sqlite);
+        assert_eq!(o.only, vec!["alias_resolve".to_string()]);
     }
 }

@@ -7,6 +7,7 @@
 //!   tier: `STEWARD_TEST_DATABASE_URL`, `STEWARD_TEST_REDIS_URL`, `STEWARD_TEST_S3_ENDPOINT`).
 //! - [`otel`]: server spans exported over OTLP to an in-process collector, in the caller's trace.
 //! - [`cli`]: `steward experiments|runs|artifacts ...` against a running server.
+//! - [`registry_cli`]: `steward models|versions|alias|approve ...` against a running server.
 //! - [`python_client`]: `clients/python/example.py` end to end (`STEWARD_TEST_PYTHON`).
 //!
 //! [`support::binaries`] explains how the binaries are found and built. Every child process is
@@ -19,3 +20,5 @@ mod distributed;
 mod embedded;
 mod otel;
 mod python_client;
+mod registry_cli;
+mod registry_distributed;

@@ -4,6 +4,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+mod audit;
+mod registry;
+
+pub use audit::AuditCmd;
+pub use registry::{AliasCmd, ApproveArgs, ModelsCmd, VersionsCmd};
+
 /// Steward: ML model management (experiment tracking, registry, deployment, monitoring).
 #[derive(Parser, Debug)]
 #[command(name = "steward", version, about, propagate_version = true)]
@@ -38,6 +44,10 @@ pub struct ClientArgs {
     /// Bearer token (sent as `authorization`).
     #[arg(long, env = "STEWARD_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
+    /// Who is acting (sent as `x-steward-actor`, honoured in open local mode only; default
+    /// `$USER`).
+    #[arg(long, env = "STEWARD_ACTOR", global = true)]
+    pub actor: Option<String>,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
@@ -81,6 +91,41 @@ pub enum Command {
     Artifacts {
         #[command(subcommand)]
         cmd: ArtifactsCmd,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Registered models.
+    Models {
+        #[command(subcommand)]
+        cmd: ModelsCmd,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Model versions: register, show, compare, lineage.
+    Versions {
+        #[command(subcommand)]
+        cmd: VersionsCmd,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Model aliases (e.g. champion, prod) and their history.
+    Alias {
+        #[command(subcommand)]
+        cmd: AliasCmd,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Approve (or with --reject, reject) a model version. The reviewer may not be its creator.
+    Approve {
+        #[command(flatten)]
+        args: ApproveArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// The tamper-evident audit trail: export, anchor (heads) and verify.
+    Audit {
+        #[command(subcommand)]
+        cmd: AuditCmd,
         #[command(flatten)]
         client: ClientArgs,
     },

@@ -1,10 +1,17 @@
 //! Command implementations.
 
+mod aliases;
 mod artifacts;
+mod audit;
 mod experiments;
+mod lineage;
+mod models;
+pub(crate) mod names;
 mod output;
+mod registry_json;
 mod runs;
 mod up;
+mod versions;
 
 use std::process::ExitCode;
 
@@ -22,6 +29,11 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Experiments { cmd, client } => experiments::run(cmd, &client).await,
         Command::Runs { cmd, client } => runs::run(cmd, &client).await,
         Command::Artifacts { cmd, client } => artifacts::run(cmd, &client).await,
+        Command::Models { cmd, client } => models::run(cmd, &client).await,
+        Command::Versions { cmd, client } => versions::run(cmd, &client).await,
+        Command::Alias { cmd, client } => aliases::run(cmd, &client).await,
+        Command::Approve { args, client } => versions::approve(args, &client).await,
+        Command::Audit { cmd, client } => audit::run(cmd, &client).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -32,14 +44,42 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// The channel every CLI client uses: the token and the actor attached to each call.
+pub(crate) type CliChannel =
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, CliInterceptor>;
+
 /// The CLI's tracking client type.
 pub(crate) type TrackingClient =
-    steward_proto::tracking::tracking_service_client::TrackingServiceClient<
-        tonic::service::interceptor::InterceptedService<tonic::transport::Channel, CliInterceptor>,
-    >;
+    steward_proto::tracking::tracking_service_client::TrackingServiceClient<CliChannel>;
 
-/// A tracking client for the CLI, with the token attached.
+/// The CLI's registry client type.
+pub(crate) type RegistryClient =
+    steward_proto::registry::registry_service_client::RegistryServiceClient<CliChannel>;
+
+/// Largest message the CLI decodes.
+const MAX_DECODE: usize = 64 * 1024 * 1024;
+
+/// A tracking client for the CLI, with the token and actor attached.
 pub(crate) async fn tracking_client(c: &ClientArgs) -> anyhow::Result<TrackingClient> {
+    Ok(TrackingClient::new(channel(c).await?).max_decoding_message_size(MAX_DECODE))
+}
+
+/// A registry client for the CLI (same server, same port), with the token and actor attached.
+pub(crate) async fn registry_client(c: &ClientArgs) -> anyhow::Result<RegistryClient> {
+    Ok(RegistryClient::new(channel(c).await?).max_decoding_message_size(MAX_DECODE))
+}
+
+/// The CLI's audit client type.
+pub(crate) type AuditClient =
+    steward_proto::audit::audit_service_client::AuditServiceClient<CliChannel>;
+
+/// An audit client for the CLI (same server, same port), with the token and actor attached.
+pub(crate) async fn audit_client(c: &ClientArgs) -> anyhow::Result<AuditClient> {
+    Ok(AuditClient::new(channel(c).await?).max_decoding_message_size(MAX_DECODE))
+}
+
+/// Connects to `--addr` and wraps the channel in the [`CliInterceptor`].
+async fn channel(c: &ClientArgs) -> anyhow::Result<CliChannel> {
     // Accept `host:port` as well as `http://host:port` (the form `--listen` prints).
     let addr = if c.addr.contains("://") {
         c.addr.clone()
@@ -68,19 +108,21 @@ pub(crate) async fn tracking_client(c: &ClientArgs) -> anyhow::Result<TrackingCl
             })?),
             None => None,
         };
-    Ok(
-        steward_proto::tracking::tracking_service_client::TrackingServiceClient::with_interceptor(
-            channel,
-            CliInterceptor { auth },
-        )
-        .max_decoding_message_size(64 * 1024 * 1024),
-    )
+    // `--actor` / `STEWARD_ACTOR`, else the login name.
+    let actor = match c.actor.as_deref().filter(|a| !a.is_empty()) {
+        Some(a) => Some(a.parse().map_err(|_| {
+            anyhow::anyhow!("--actor {a:?} contains characters not allowed in a header")
+        })?),
+        None => std::env::var("USER").ok().and_then(|u| u.parse().ok()),
+    };
+    Ok(CliChannel::new(channel, CliInterceptor { auth, actor }))
 }
 
 /// Adds the bearer token and the actor to every call.
 #[derive(Clone)]
 pub(crate) struct CliInterceptor {
     auth: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+    actor: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
 }
 
 impl tonic::service::Interceptor for CliInterceptor {
@@ -88,10 +130,8 @@ impl tonic::service::Interceptor for CliInterceptor {
         if let Some(a) = &self.auth {
             req.metadata_mut().insert("authorization", a.clone());
         }
-        if let Ok(user) = std::env::var("USER")
-            && let Ok(v) = user.parse()
-        {
-            req.metadata_mut().insert("x-steward-actor", v);
+        if let Some(a) = &self.actor {
+            req.metadata_mut().insert("x-steward-actor", a.clone());
         }
         Ok(req)
     }
