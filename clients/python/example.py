@@ -25,6 +25,8 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (  # no
 )
 from steward.tracking.v1 import tracking_pb2 as pb  # noqa: E402
 from steward.tracking.v1 import tracking_pb2_grpc  # noqa: E402
+from steward.registry.v1 import registry_pb2 as rpb  # noqa: E402
+from steward.registry.v1 import registry_pb2_grpc  # noqa: E402
 
 # Same variable as the `steward` CLI; a leading http:// is accepted.
 ADDR = os.environ.get("STEWARD_ADDR", "127.0.0.1:50051").removeprefix("http://")
@@ -97,6 +99,41 @@ def main() -> None:
             )
         )
         print("finished:", finished.name, pb.RunStatus.Name(finished.status))
+
+        # The model files go to the run's artifacts (a client stream: header, then chunks).
+        def upload(path: str, data: bytes):
+            yield pb.UploadArtifactRequest(header=pb.ArtifactHeader(run=run.name, path=path))
+            yield pb.UploadArtifactRequest(chunk=data)
+
+        tracking.UploadArtifact(upload("model/model.onnx", b"not really onnx"))
+
+        # Register the run's model directory as version 1 of a new model; the registry checks
+        # the run and computes the digest of the files.
+        registry = registry_pb2_grpc.RegistryServiceStub(channel)
+        model = registry.CreateRegisteredModel(
+            rpb.CreateRegisteredModelRequest(
+                registered_model=rpb.RegisteredModel(name=f"py-model-{uuid.uuid4().hex[:8]}")
+            )
+        )
+        version = registry.CreateModelVersion(
+            rpb.CreateModelVersionRequest(
+                parent=model.name,
+                model_version=rpb.ModelVersion(
+                    source_run=run.name, artifact_path="model", format="onnx"
+                ),
+            )
+        )
+        status = rpb.ModelVersionStatus.Name(version.status)
+        print("version:", version.name, status, version.content_digest)
+        registry.SetModelVersionAlias(
+            rpb.SetModelVersionAliasRequest(
+                registered_model=model.name, alias="champion", version=version.version
+            )
+        )
+        champion = registry.GetModelVersion(rpb.GetModelVersionRequest(name=f"{model.name}@champion"))
+        lineage = registry.GetLineage(rpb.GetLineageRequest(name=champion.name))
+        accuracy = lineage.metrics["accuracy"]
+        print(f"champion: {champion.name} accuracy={accuracy:.2f} lr={lineage.params['lr']}")
 
 
 if __name__ == "__main__":

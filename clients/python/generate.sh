@@ -17,6 +17,5 @@ out="$(cd "$out" && pwd)"
 cd "$here/../.."
 "${PYTHON:-python3}" -m grpc_tools.protoc -I proto \
   --python_out="$out" --grpc_python_out="$out" \
-  proto/steward/tracking/v1/tracking.proto \
-  proto/steward/events/v1/events.proto
+  $(find proto/steward -name '*.proto' | sort)
 echo "generated Python stubs in $out"

@@ -91,6 +91,18 @@ async fn python_example_runs_against_steward_up() {
         out.describe()
     );
 
+    // The registry flow: a version from the run's artifacts, an alias, the lineage.
+    assert!(
+        line("version:").contains("/versions/1 READY sha256:"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        line("champion:").ends_with("/versions/1 accuracy=0.93 lr=0.01"),
+        "{}",
+        out.describe()
+    );
+
     // What the script wrote is on the server.
     let run = server
         .tracking()

@@ -8,7 +8,7 @@
 //! `cargo test -p steward-integration-tests` does not build other packages' binaries, and binaries
 //! left over from an earlier build may be older than the sources. So, once per test process,
 //! before the first binary is used, the tests run
-//! `cargo build -p steward -p steward-tracking` in the workspace with the tests' own profile,
+//! `cargo build -p steward -p steward-tracking -p steward-registry` in the workspace with the tests' own profile,
 //! using `$CARGO` (set by `cargo test`) or else `cargo` from `PATH`. When the binaries are up to
 //! date this is a no-op that takes well under a second; otherwise it builds them (a few minutes
 //! when cold), so the tests never run a missing or stale binary. Cargo releases its
@@ -27,15 +27,18 @@ use std::sync::OnceLock;
 pub const STEWARD: &str = "steward";
 /// The tracking service alone (distributed mode).
 pub const STEWARD_TRACKING: &str = "steward-tracking";
+/// The registry (and audit API) alone (distributed mode).
+pub const STEWARD_REGISTRY: &str = "steward-registry";
 
-/// Path of `name` (one of [`STEWARD`], [`STEWARD_TRACKING`]), built first if needed.
+/// Path of `name` (one of [`STEWARD`], [`STEWARD_TRACKING`], [`STEWARD_REGISTRY`]), built first
+/// if needed.
 pub fn path(name: &str) -> PathBuf {
     static BIN_DIR: OnceLock<PathBuf> = OnceLock::new();
     let dir = BIN_DIR.get_or_init(build);
     let exe = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         exe.is_file(),
-        "{} is missing after `cargo build -p steward -p steward-tracking`",
+        "{} is missing after `cargo build -p steward -p steward-tracking -p steward-registry`",
         exe.display()
     );
     exe
@@ -91,8 +94,15 @@ fn build() -> PathBuf {
             cmd.env_remove(&key);
         }
     }
-    cmd.current_dir(workspace_root())
-        .args(["build", "-p", STEWARD, "-p", STEWARD_TRACKING]);
+    cmd.current_dir(workspace_root()).args([
+        "build",
+        "-p",
+        STEWARD,
+        "-p",
+        STEWARD_TRACKING,
+        "-p",
+        STEWARD_REGISTRY,
+    ]);
     match dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") | None => {}
         Some("release") => {
@@ -107,11 +117,13 @@ fn build() -> PathBuf {
         Ok(out) if out.status.success() => {
             let took = started.elapsed();
             if took.as_secs() >= 5 {
-                eprintln!("built {STEWARD} and {STEWARD_TRACKING} in {took:.1?}");
+                eprintln!(
+                    "built {STEWARD}, {STEWARD_TRACKING} and {STEWARD_REGISTRY} in {took:.1?}"
+                );
             }
         }
         Ok(out) => panic!(
-            "`{} build -p {STEWARD} -p {STEWARD_TRACKING}` failed ({}):\n{}",
+            "`{} build -p {STEWARD} -p {STEWARD_TRACKING} -p {STEWARD_REGISTRY}` failed ({}):\n{}",
             Path::new(&cargo).display(),
             out.status,
             String::from_utf8_lossy(&out.stderr)
