@@ -331,8 +331,9 @@ pub fn spawn_invalidator(
                     return;
                 }
             };
+            // A new version changes no cached answer (misses are not cached), so only these
+            // events drop entries.
             let model = match &d.envelope.payload {
-                Some(Payload::ModelVersionCreated(p)) => Some(p.registered_model.clone()),
                 Some(Payload::ModelVersionUpdated(p)) => Some(p.registered_model.clone()),
                 Some(Payload::AliasMoved(p)) => Some(p.registered_model.clone()),
                 Some(Payload::ApprovalChanged(p)) => Some(p.registered_model.clone()),

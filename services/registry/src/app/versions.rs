@@ -197,7 +197,8 @@ impl Registry {
             remember(&tx, key.as_ref(), &v).await?;
             Ok(v)
         })?;
-        self.cache.invalidate(model, true).await;
+        // No cache entry can be stale: the new number was never resolved (misses are not
+        // cached) and no alias points at it yet.
         Ok(v)
     }
 
