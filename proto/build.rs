@@ -1,4 +1,4 @@
-//! Compiles every `.proto` under `steward/` once with protox (no system protoc) and exports the
+//! Compiles every `.proto` under `steward/` and `inference/` once with protox (no system protoc) and exports the
 //! descriptor set for gRPC reflection.
 
 use std::path::{Path, PathBuf};
@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
     let mut files = Vec::new();
     collect(&root.join("steward"), &mut files)?;
+    collect(&root.join("inference"), &mut files)?;
     files.sort();
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
@@ -20,6 +21,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .bytes(".steward.tracking.v1.UploadArtifactRequest.chunk")
         .bytes(".steward.tracking.v1.DownloadArtifactResponse.chunk")
+        .bytes(".inference.ModelInferRequest.raw_input_contents")
+        .bytes(".inference.ModelInferResponse.raw_output_contents")
         .compile_fds(fds)?;
     Ok(())
 }

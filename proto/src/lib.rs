@@ -9,6 +9,11 @@
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/steward_descriptor.bin"));
 
+/// `inference`: the Open Inference Protocol (KServe v2) served by the deployment service.
+pub mod inference {
+    include!(concat!(env!("OUT_DIR"), "/inference.rs"));
+}
+
 /// `steward.*` packages.
 pub mod steward {
     /// `steward.audit.v1`: read access to the hash-chained audit log.
@@ -16,6 +21,13 @@ pub mod steward {
         /// Version 1.
         pub mod v1 {
             include!(concat!(env!("OUT_DIR"), "/steward.audit.v1.rs"));
+        }
+    }
+    /// `steward.deployment.v1`: environments, deployments, rollouts, A/B tests, decisions.
+    pub mod deployment {
+        /// Version 1.
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/steward.deployment.v1.rs"));
         }
     }
     /// `steward.events.v1`: the event envelope and domain events.
@@ -42,6 +54,7 @@ pub mod steward {
 }
 
 pub use steward::audit::v1 as audit;
+pub use steward::deployment::v1 as deployment;
 pub use steward::events::v1 as events;
 pub use steward::registry::v1 as registry;
 pub use steward::tracking::v1 as tracking;

@@ -1,0 +1,3 @@
+//! Pure types and rules of deployment: no IO, no protobuf.
+
+pub mod stats;

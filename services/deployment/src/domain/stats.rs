@@ -1,0 +1,1 @@
+//! Statistics of A/B tests.

@@ -1,0 +1,1 @@
+//! The inference engine: ONNX in process (tract), other formats forwarded upstream.
