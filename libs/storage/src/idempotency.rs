@@ -59,25 +59,36 @@ impl IdemKey {
 /// Looks up a stored response. A record with the same id but another method or request is
 /// `FAILED_PRECONDITION` (`REQUEST_ID_REUSED`).
 pub async fn lookup(tx: &WriteTx, key: &IdemKey) -> Result<Option<Vec<u8>>, Error> {
+    peek(&**tx, key).await
+}
+
+/// [`lookup`] outside a write transaction (any connection): a cheap early check for a retry
+/// before doing work that a replay would make unnecessary. The write transaction still looks
+/// again.
+pub async fn peek<C: ConnectionTrait>(c: &C, key: &IdemKey) -> Result<Option<Vec<u8>>, Error> {
     let q = Query::select()
         .columns([T::Method, T::RequestHash, T::Response])
         .from(T::Table)
         .and_where(Expr::col(T::Service).eq(key.service))
         .and_where(Expr::col(T::RequestId).eq(key.request_id.as_str()))
         .to_owned();
-    let Some(row) = tx.query_one(&q).await.map_err(db_err)? else {
+    let Some(row) = c.query_one(&q).await.map_err(db_err)? else {
         return Ok(None);
     };
     let method: String = row.try_get("", "method").map_err(db_err)?;
     let hash: String = row.try_get("", "request_hash").map_err(db_err)?;
     if method != key.method || hash != key.request_hash {
-        return Err(Error::failed_precondition(
-            "REQUEST_ID_REUSED",
-            "request_id was already used for a different request; use a new request_id",
-        )
-        .with_violation("request_id", "already used for a different request"));
+        return Err(reused());
     }
     Ok(Some(row.try_get("", "response").map_err(db_err)?))
+}
+
+fn reused() -> Error {
+    Error::failed_precondition(
+        "REQUEST_ID_REUSED",
+        "request_id was already used for a different request; use a new request_id",
+    )
+    .with_violation("request_id", "already used for a different request")
 }
 
 /// Stores the response of a request in the current transaction. A concurrent insert of the
@@ -111,6 +122,46 @@ pub async fn record(tx: &WriteTx, key: &IdemKey, response: &[u8]) -> Result<(), 
         )),
         Err(e) => Err(db_err(e)),
     }
+}
+
+/// [`record`] for several requests with one multi-row insert.
+pub async fn record_many(tx: &WriteTx, records: &[(&IdemKey, Vec<u8>)]) -> Result<(), Error> {
+    let now = steward_common::time::now_ms();
+    for chunk in records.chunks(500) {
+        let mut q = Query::insert()
+            .into_table(T::Table)
+            .columns([
+                T::Service,
+                T::RequestId,
+                T::Method,
+                T::RequestHash,
+                T::Response,
+                T::CreateTime,
+            ])
+            .to_owned();
+        for (key, response) in chunk {
+            q.values_panic([
+                key.service.into(),
+                key.request_id.as_str().into(),
+                key.method.into(),
+                key.request_hash.as_str().into(),
+                Expr::val(response.clone()),
+                now.into(),
+            ]);
+        }
+        match tx.execute(&q).await {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                return Err(Error::new(
+                    ErrorKind::Aborted,
+                    RETRYABLE,
+                    "concurrent request with the same request_id",
+                ));
+            }
+            Err(e) => return Err(db_err(e)),
+        }
+    }
+    Ok(())
 }
 
 /// True for a unique-constraint violation on either engine.

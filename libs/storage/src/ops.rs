@@ -82,17 +82,16 @@ pub async fn audit<B: Serialize, A: Serialize>(
     Ok(())
 }
 
-/// Writes an event to the outbox in `tx`.
-pub async fn emit(
-    tx: &WriteTx,
+/// An event envelope for a change made by `service` under `ctx`.
+pub fn envelope(
     service: &'static str,
     ctx: &Ctx,
     kind: &str,
     source: String,
     payload: Payload,
-) -> Result<(), Error> {
+) -> EventEnvelope {
     let now = chrono::Utc::now();
-    let env = EventEnvelope {
+    EventEnvelope {
         event_id: uuid::Uuid::now_v7().simple().to_string(),
         r#type: kind.to_string(),
         source,
@@ -103,6 +102,17 @@ pub async fn emit(
         traceparent: ctx.traceparent.clone(),
         producer: service.to_string(),
         payload: Some(payload),
-    };
-    outbox::enqueue(tx, service, &env).await
+    }
+}
+
+/// Writes an event to the outbox in `tx`.
+pub async fn emit(
+    tx: &WriteTx,
+    service: &'static str,
+    ctx: &Ctx,
+    kind: &str,
+    source: String,
+    payload: Payload,
+) -> Result<(), Error> {
+    outbox::enqueue(tx, service, &envelope(service, ctx, kind, source, payload)).await
 }

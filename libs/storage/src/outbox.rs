@@ -39,6 +39,41 @@ pub async fn enqueue(tx: &WriteTx, service: &str, envelope: &EventEnvelope) -> R
     Ok(())
 }
 
+/// Adds `envelopes` to the outbox of `service` within `tx`, with multi-row inserts.
+pub async fn enqueue_many(
+    tx: &WriteTx,
+    service: &str,
+    envelopes: &[EventEnvelope],
+) -> Result<(), Error> {
+    let now = steward_common::time::now_ms();
+    for chunk in envelopes.chunks(500) {
+        let mut q = Query::insert()
+            .into_table(T::Table)
+            .columns([
+                T::Service,
+                T::EventId,
+                T::EventType,
+                T::Envelope,
+                T::CreateTime,
+            ])
+            .to_owned();
+        for envelope in chunk {
+            q.values_panic([
+                service.into(),
+                envelope.event_id.as_str().into(),
+                envelope.r#type.as_str().into(),
+                Expr::val(envelope.encode_to_vec()),
+                now.into(),
+            ]);
+        }
+        tx.execute(&q).await.map_err(db_err)?;
+    }
+    if !envelopes.is_empty() {
+        tx.mark_outbox();
+    }
+    Ok(())
+}
+
 /// The outbox rows of one service, as seen by the relay.
 #[derive(Debug, Clone)]
 pub struct SqlOutbox {

@@ -7,6 +7,7 @@ pub mod models;
 pub mod reviews;
 pub mod source;
 pub mod versions;
+pub mod writer;
 
 use std::sync::Arc;
 
@@ -34,11 +35,12 @@ pub struct Registry {
     pub(crate) limits: Limits,
     pub(crate) source: Arc<dyn RunSource>,
     pub(crate) cache: Arc<ResolveCache>,
+    pub(crate) writer: writer::VersionWriter,
 }
 
 impl Registry {
     /// A registry over `db`, checking run sources with `source` and caching resolutions in
-    /// `cache`.
+    /// `cache`. Starts the version writer task (call within a Tokio runtime).
     pub fn new(
         db: Db,
         limits: Limits,
@@ -46,6 +48,7 @@ impl Registry {
         cache: Arc<ResolveCache>,
     ) -> Self {
         Self {
+            writer: writer::VersionWriter::spawn(db.clone()),
             db,
             limits,
             source,

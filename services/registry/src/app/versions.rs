@@ -6,14 +6,17 @@ use steward_common::Error;
 use steward_common::filter::{self, Field, Scope, VersionField};
 use steward_common::names::{RunName, VersionRef, version_name};
 use steward_proto::events::{ModelVersionCreated, ModelVersionUpdated, event_envelope::Payload};
+use steward_storage::idempotency;
 use steward_storage::idempotency::IdemKey;
 use steward_storage::with_write_tx;
+
+use super::writer::{self, Prepared};
 
 use super::{
     Ctx, Registry, SERVICE, audit, canonical, check_etag, emit, model_name, remember, replay,
 };
 use crate::domain::compare::{self, Comparison};
-use crate::domain::{ApprovalState, Lineage, ModelVersion, Signature, VersionStatus};
+use crate::domain::{Lineage, ModelVersion, Signature, VersionStatus};
 use crate::store::versions::{self as store, SortBy, VersionCursor};
 use crate::store::{models, versions};
 
@@ -81,7 +84,8 @@ pub struct ListVersions {
     pub cursor: Option<VersionCursor>,
 }
 
-fn created_event(v: &ModelVersion) -> Payload {
+/// The `registry.version.created` payload of `v`.
+pub(crate) fn created_event(v: &ModelVersion) -> Payload {
     Payload::ModelVersionCreated(ModelVersionCreated {
         model_version: v.resource(),
         registered_model: model_name(&v.model),
@@ -93,7 +97,8 @@ fn created_event(v: &ModelVersion) -> Payload {
 }
 
 impl Registry {
-    /// Creates the next version of `model`.
+    /// Creates the next version of `model`: checks the source (a run through the tracking
+    /// API), then hands the version to the group-commit writer.
     pub async fn create_version(
         &self,
         ctx: &Ctx,
@@ -101,105 +106,73 @@ impl Registry {
         req: NewVersion,
         request_id: &str,
     ) -> Result<ModelVersion, Error> {
-        let key = IdemKey::new(
-            SERVICE,
-            "CreateModelVersion",
-            request_id,
-            &canonical(&(model, &req)),
-        )?;
-        if let Some(k) = &key {
-            // A retry must not call tracking again (the run may have changed since).
-            let tx = self.db.begin_write("create_version_replay").await?;
-            let prior = replay::<ModelVersion>(&tx, Some(k)).await;
-            tx.rollback().await;
-            if let Some(v) = prior? {
-                return Ok(v);
-            }
-        }
-        if models::get_row(self.db.conn(), model).await?.is_none() {
-            return Err(super::model_not_found(model));
-        }
-        // Check the source before taking a number, so a bad source writes nothing.
-        let (lineage_base, artifact_uri, digest, status) = match &req.source {
-            VersionSource::Run { run, artifact_path } => {
-                let rn = RunName::parse(run, "model_version.source_run")?;
-                let snap = self.source.snapshot(&rn, artifact_path).await?;
-                let digest = snap.content_digest();
-                (
-                    snap.lineage,
-                    snap.artifact_uri,
-                    digest,
-                    VersionStatus::Ready,
-                )
-            }
-            VersionSource::External { uri, digest } => {
-                let status = if digest.is_empty() {
-                    VersionStatus::Creating
-                } else {
-                    VersionStatus::Ready
-                };
-                (Lineage::default(), uri.clone(), digest.clone(), status)
-            }
-        };
-        let v = with_write_tx!(self.db, "create_version", |tx| {
-            if let Some(v) = replay::<ModelVersion>(&tx, key.as_ref()).await? {
-                return Ok(v);
-            }
-            let now = steward_common::time::now_ms();
-            let number = models::next_version(&tx, model, now).await?;
-            let (source_run, artifact_path, source_uri) = match &req.source {
+        let key = writer::key(model, &req, request_id)?;
+        let (lineage, artifact_uri, digest, status, source_run, artifact_path, source_uri) =
+            match &req.source {
                 VersionSource::Run { run, artifact_path } => {
-                    (run.clone(), artifact_path.clone(), String::new())
+                    // A retry must not depend on the run as it is now: replay first.
+                    if let Some(k) = &key
+                        && let Some(bytes) = idempotency::peek(self.db.conn(), k).await?
+                    {
+                        return serde_json::from_slice(&bytes).map_err(|e| {
+                            Error::internal(format!("corrupt idempotency record: {e}"))
+                        });
+                    }
+                    if models::get_row(self.db.conn(), model).await?.is_none() {
+                        return Err(super::model_not_found(model));
+                    }
+                    // Check the source before taking a number, so a bad source writes nothing.
+                    let rn = RunName::parse(run, "model_version.source_run")?;
+                    let snap = self.source.snapshot(&rn, artifact_path).await?;
+                    let digest = snap.content_digest();
+                    (
+                        snap.lineage,
+                        snap.artifact_uri,
+                        digest,
+                        VersionStatus::Ready,
+                        run.clone(),
+                        artifact_path.clone(),
+                        String::new(),
+                    )
                 }
-                VersionSource::External { uri, .. } => (String::new(), String::new(), uri.clone()),
+                VersionSource::External { uri, digest } => {
+                    let status = if digest.is_empty() {
+                        VersionStatus::Creating
+                    } else {
+                        VersionStatus::Ready
+                    };
+                    (
+                        Lineage::default(),
+                        uri.clone(),
+                        digest.clone(),
+                        status,
+                        String::new(),
+                        String::new(),
+                        uri.clone(),
+                    )
+                }
             };
-            let v = ModelVersion {
+        // No cache entry can be stale afterwards: the new number was never resolved (misses
+        // are not cached) and no alias points at it yet.
+        self.writer
+            .create(Prepared {
+                ctx: ctx.clone(),
                 model: model.to_string(),
-                version: number,
+                key,
+                request_id: request_id.to_string(),
                 source_run,
                 artifact_path,
                 source_uri,
-                artifact_uri: artifact_uri.clone(),
-                content_digest: digest.clone(),
-                signature: req.signature.clone(),
-                format: req.format.clone(),
+                artifact_uri,
+                content_digest: digest,
                 status,
-                status_message: String::new(),
-                description: req.description.clone(),
-                tags: req.tags.clone(),
-                approval: ApprovalState::Pending,
-                last_review: None,
-                aliases: Vec::new(),
-                creator: ctx.actor.clone(),
-                create_time: now,
-                update_time: now,
-                revision: 1,
-            };
-            store::insert(&tx, &v, &lineage_base).await?;
-            audit(
-                &tx,
-                ctx,
-                "registry.versions.create",
-                v.resource(),
-                request_id,
-                None::<&()>,
-                Some(&v),
-            )
-            .await?;
-            emit(
-                &tx,
-                ctx,
-                "registry.version.created",
-                v.resource(),
-                created_event(&v),
-            )
-            .await?;
-            remember(&tx, key.as_ref(), &v).await?;
-            Ok(v)
-        })?;
-        // No cache entry can be stale: the new number was never resolved (misses are not
-        // cached) and no alias points at it yet.
-        Ok(v)
+                signature: req.signature,
+                format: req.format,
+                description: req.description,
+                tags: req.tags,
+                lineage,
+            })
+            .await
     }
 
     /// Gets a version by number or alias (cached).

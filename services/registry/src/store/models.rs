@@ -135,34 +135,27 @@ pub async fn update(tx: &WriteTx, m: &RegisteredModel) -> Result<(), Error> {
     write_model_tags(tx, m).await
 }
 
-/// Hands out the next version number of `name`: increments `last_version` under the row's
-/// lock (Postgres row lock / SQLite write gate), so concurrent creators get 1, 2, 3, ... with
-/// no duplicates, and a rolled-back transaction gives its number back (no gaps).
-pub async fn next_version(tx: &WriteTx, name: &str, now: i64) -> Result<i64, Error> {
+/// Hands out `n` version numbers of `name`: increments `last_version` by `n` under the row's
+/// lock (Postgres row lock / SQLite write gate) and returns the new last number, so concurrent
+/// creators get 1, 2, 3, ... with no duplicates, and a rolled-back transaction gives its numbers
+/// back (no gaps). `None` when the model does not exist.
+pub async fn take_versions(
+    tx: &WriteTx,
+    name: &str,
+    n: i64,
+    now: i64,
+) -> Result<Option<i64>, Error> {
     let q = Query::update()
         .table(M::Table)
-        .value(M::LastVersion, Expr::col(M::LastVersion).add(1))
+        .value(M::LastVersion, Expr::col(M::LastVersion).add(n))
         .value(M::UpdateTime, now)
         .and_where(Expr::col(M::Name).eq(name))
+        .returning_col(M::LastVersion)
         .to_owned();
-    let n = tx.execute(&q).await.map_err(db_err)?.rows_affected();
-    if n == 0 {
-        return Err(Error::not_found(
-            "MODEL_NOT_FOUND",
-            format!("registeredModels/{name}"),
-        ));
+    match tx.query_one(&q).await.map_err(db_err)? {
+        Some(row) => Ok(Some(get(&row, "last_version")?)),
+        None => Ok(None),
     }
-    let sel = Query::select()
-        .column(M::LastVersion)
-        .from(M::Table)
-        .and_where(Expr::col(M::Name).eq(name))
-        .to_owned();
-    let row = tx
-        .query_one(&sel)
-        .await
-        .map_err(db_err)?
-        .ok_or_else(|| Error::internal("model row vanished"))?;
-    get(&row, "last_version")
 }
 
 /// Deletes a model with everything that belongs to it (versions, tags, aliases and their

@@ -119,21 +119,43 @@ async fn write_version_tags(tx: &WriteTx, v: &ModelVersion) -> Result<(), Error>
     .await
 }
 
-/// Inserts a new version with its frozen lineage and tags.
-pub async fn insert(tx: &WriteTx, v: &ModelVersion, lineage: &Lineage) -> Result<(), Error> {
-    let mut vals = values(v)?;
-    vals.push(Expr::val(
-        serde_json::to_string(lineage).map_err(Error::internal)?,
-    ));
+/// Inserts new versions with their frozen lineage and tags (multi-row inserts).
+pub async fn insert_many(tx: &WriteTx, rows: &[(&ModelVersion, &Lineage)]) -> Result<(), Error> {
     let mut cols: Vec<V> = COLS.to_vec();
     cols.push(V::LineageJson);
-    let q = Query::insert()
-        .into_table(V::Table)
-        .columns(cols)
-        .values_panic(vals)
-        .to_owned();
-    tx.execute(&q).await.map_err(db_err)?;
-    write_version_tags(tx, v).await
+    for chunk in rows.chunks(500) {
+        let mut q = Query::insert()
+            .into_table(V::Table)
+            .columns(cols.clone())
+            .to_owned();
+        for (v, lineage) in chunk {
+            let mut vals = values(v)?;
+            vals.push(Expr::val(
+                serde_json::to_string(lineage).map_err(Error::internal)?,
+            ));
+            q.values_panic(vals);
+        }
+        tx.execute(&q).await.map_err(db_err)?;
+    }
+    let tagged: Vec<(&str, i64, &str, &str)> = rows
+        .iter()
+        .flat_map(|(v, _)| {
+            v.tags
+                .iter()
+                .map(move |(k, val)| (v.model.as_str(), v.version, k.as_str(), val.as_str()))
+        })
+        .collect();
+    for chunk in tagged.chunks(1000) {
+        let mut q = Query::insert()
+            .into_table(T::Table)
+            .columns([T::Model, T::Version, T::Key, T::Value])
+            .to_owned();
+        for (m, n, k, val) in chunk {
+            q.values_panic([(*m).into(), (*n).into(), (*k).into(), (*val).into()]);
+        }
+        tx.execute(&q).await.map_err(db_err)?;
+    }
+    Ok(())
 }
 
 /// Rewrites the mutable fields (status, digest, description, approval, review, times,
