@@ -12,7 +12,7 @@ pub use steward_runtime::{Backends, server_config};
 
 use crate::api::RegistryApi;
 use crate::app::cache::{self, ResolveCache};
-use crate::app::source::TrackingRunSource;
+use crate::app::source::{Coalescing, TrackingRunSource};
 use crate::app::{Registry, SERVICE};
 use crate::audit_api::AuditApi;
 
@@ -39,7 +39,9 @@ pub async fn services(
         Some(url) => ResolveCache::redis(url, &cfg.redis_key_prefix).await?,
         None => ResolveCache::in_process(),
     });
-    let source = Arc::new(TrackingRunSource::connect(tracking_url).await?);
+    let source = Arc::new(Coalescing::new(
+        TrackingRunSource::connect(tracking_url).await?,
+    ));
     let app = Registry::new(b.db.clone(), cfg.limits.clone(), source, cache.clone());
     let consumer = format!("registry-{}", uuid::Uuid::new_v4().simple());
     let invalidator = cache::spawn_invalidator(b.bus.clone(), cache, consumer);

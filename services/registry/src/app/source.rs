@@ -230,3 +230,128 @@ async fn list_files(
     out.sort();
     Ok(out)
 }
+
+type Waiters = Vec<tokio::sync::oneshot::Sender<Result<RunSnapshot, Error>>>;
+
+#[derive(Default)]
+struct Slot {
+    running: bool,
+    waiters: Waiters,
+}
+
+/// A [`RunSource`] that coalesces concurrent snapshots of the same (run, path): while one
+/// fetch is in flight, new requests queue, and one fetch that starts after all of them arrived
+/// serves them all. Every caller still gets a snapshot taken after its request arrived, so a
+/// change to the run that completed before a create started is always in that version's
+/// lineage.
+pub struct Coalescing<S> {
+    inner: std::sync::Arc<S>,
+    slots: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<(String, String), Slot>>>,
+}
+
+impl<S: RunSource> Coalescing<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner: std::sync::Arc::new(inner),
+            slots: Default::default(),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl<S: RunSource> RunSource for Coalescing<S> {
+    async fn snapshot(&self, run: &RunName, artifact_path: &str) -> Result<RunSnapshot, Error> {
+        let key = (run.to_string(), artifact_path.to_string());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let start = {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            let slot = slots.entry(key.clone()).or_default();
+            slot.waiters.push(tx);
+            !std::mem::replace(&mut slot.running, true)
+        };
+        if start {
+            let inner = self.inner.clone();
+            let slots = self.slots.clone();
+            let run = run.clone();
+            // The fetch runs in the trace of the request that started it.
+            let span = tracing::Span::current();
+            tokio::spawn(tracing::Instrument::instrument(
+                async move {
+                    loop {
+                        let waiters = {
+                            let mut all = slots.lock().unwrap_or_else(|p| p.into_inner());
+                            let slot = all.get_mut(&key).expect("slot of a running fetch");
+                            if slot.waiters.is_empty() {
+                                all.remove(&key);
+                                break;
+                            }
+                            std::mem::take(&mut slot.waiters)
+                        };
+                        let result = inner.snapshot(&run, &key.1).await;
+                        for w in waiters {
+                            let _ = w.send(result.clone());
+                        }
+                    }
+                },
+                span,
+            ));
+        }
+        rx.await
+            .map_err(|_| Error::internal("run snapshot task stopped"))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    struct Counting(Arc<AtomicUsize>);
+
+    #[tonic::async_trait]
+    impl RunSource for Counting {
+        async fn snapshot(&self, _run: &RunName, _p: &str) -> Result<RunSnapshot, Error> {
+            let n = self.0.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            Ok(RunSnapshot {
+                lineage: Lineage {
+                    run_name: n.to_string(),
+                    ..Default::default()
+                },
+                files: vec![],
+                artifact_uri: String::new(),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_snapshots_share_fetches_that_started_after_they_arrived() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let src = Arc::new(Coalescing::new(Counting(calls.clone())));
+        let run = RunName::parse(
+            &format!("experiments/{}/runs/{}", "a".repeat(32), "b".repeat(32)),
+            "r",
+        )
+        .unwrap();
+        let first = {
+            let (src, run) = (src.clone(), run.clone());
+            tokio::spawn(async move { src.snapshot(&run, "model").await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        // These arrive while fetch 0 is in flight: they must not get its (older) result.
+        let later: Vec<_> = (0..10)
+            .map(|_| {
+                let (src, run) = (src.clone(), run.clone());
+                tokio::spawn(async move { src.snapshot(&run, "model").await })
+            })
+            .collect();
+        assert_eq!(first.await.unwrap().unwrap().lineage.run_name, "0");
+        for l in later {
+            assert_eq!(l.await.unwrap().unwrap().lineage.run_name, "1");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "11 requests, 2 fetches");
+    }
+}
