@@ -56,6 +56,11 @@ pub(crate) fn apply(
             "REQUEST_TIMEOUT_MS" => cfg.request_timeout_ms = Some(parse_num(key, value)?),
             "CONCURRENCY_LIMIT" => cfg.concurrency_limit = Some(parse_num(key, value)?),
             "MAX_MESSAGE_BYTES" => cfg.max_message_bytes = Some(parse_num(key, value)?),
+            "DECISION_SAMPLE_RATE" => cfg.decision_sample_rate = Some(parse_num(key, value)?),
+            "DECISION_INPUT_RETENTION_DAYS" => {
+                cfg.decision_input_retention_days = Some(parse_num(key, value)?)
+            }
+            "ROLLOUT_TICK_MS" => cfg.rollout_tick_ms = Some(parse_num(key, value)?),
             // Read by other layers (CLI, logging, tests), not by the service config.
             "ADDR" | "ACTOR" | "TOKEN" | "LOG" | "LOG_FORMAT" | "CONFIG" => {}
             _ if name.starts_with("TEST_") => {}

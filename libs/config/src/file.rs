@@ -54,6 +54,12 @@ pub struct FileConfig {
     pub concurrency_limit: Option<usize>,
     /// Max gRPC message bytes.
     pub max_message_bytes: Option<usize>,
+    /// Share of ModelInfer decisions whose inputs are stored (0..=1).
+    pub decision_sample_rate: Option<f64>,
+    /// Days sampled decision inputs are kept.
+    pub decision_input_retention_days: Option<u32>,
+    /// How often the rollout controller runs, ms.
+    pub rollout_tick_ms: Option<u64>,
 }
 
 impl FileConfig {
@@ -169,7 +175,34 @@ impl FileConfig {
                 "must be greater than 0",
             ));
         }
+        let decision_sample_rate = self.decision_sample_rate.unwrap_or(0.01);
+        if !(0.0..=1.0).contains(&decision_sample_rate) {
+            return Err(ConfigError::new(
+                "setting",
+                "decision_sample_rate",
+                "must be between 0 and 1",
+            ));
+        }
+        let decision_input_retention_days = self.decision_input_retention_days.unwrap_or(30);
+        if decision_input_retention_days == 0 {
+            return Err(ConfigError::new(
+                "setting",
+                "decision_input_retention_days",
+                "must be at least 1",
+            ));
+        }
+        let rollout_tick_ms = self.rollout_tick_ms.unwrap_or(500);
+        if !(10..=600_000).contains(&rollout_tick_ms) {
+            return Err(ConfigError::new(
+                "setting",
+                "rollout_tick_ms",
+                "must be between 10 and 600000",
+            ));
+        }
         Ok(Config {
+            decision_sample_rate,
+            decision_input_retention_days,
+            rollout_tick_ms,
             listen,
             data_dir,
             database_url,

@@ -117,6 +117,12 @@ pub struct Config {
     pub concurrency_limit: usize,
     /// Request limits.
     pub limits: Limits,
+    /// Share of ModelInfer decisions whose inputs are stored (default 0.01).
+    pub decision_sample_rate: f64,
+    /// Days sampled decision inputs are kept (default 30).
+    pub decision_input_retention_days: u32,
+    /// How often the rollout controller runs, ms (default 500).
+    pub rollout_tick_ms: u64,
 }
 
 /// Values given on the command line; `None` leaves the lower layers' value.

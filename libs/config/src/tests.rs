@@ -105,3 +105,34 @@ fn urls_are_redacted() {
     );
     assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
 }
+
+#[test]
+fn deployment_settings_have_defaults_and_are_checked() {
+    let c = Config::load(None, &HashMap::new(), &Overrides::default()).unwrap();
+    assert_eq!(
+        (
+            c.decision_sample_rate,
+            c.decision_input_retention_days,
+            c.rollout_tick_ms
+        ),
+        (0.01, 30, 500)
+    );
+    let c = Config::load(
+        None,
+        &env(&[
+            ("STEWARD_DECISION_SAMPLE_RATE", "1"),
+            ("STEWARD_ROLLOUT_TICK_MS", "50"),
+        ]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!((c.decision_sample_rate, c.rollout_tick_ms), (1.0, 50));
+    for (k, v) in [
+        ("STEWARD_DECISION_SAMPLE_RATE", "1.5"),
+        ("STEWARD_DECISION_INPUT_RETENTION_DAYS", "0"),
+        ("STEWARD_ROLLOUT_TICK_MS", "1"),
+    ] {
+        let e = Config::load(None, &env(&[(k, v)]), &Overrides::default()).unwrap_err();
+        assert!(k.to_ascii_lowercase().ends_with(&e.key), "{k}: {e}");
+    }
+}

@@ -22,6 +22,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(crate::schema::M0001Init),
             Box::new(crate::schema::M0002Registry),
+            Box::new(crate::schema::M0003Deployment),
         ]
     }
 

@@ -6,7 +6,9 @@
 //! service writes its own rows of `idempotency_records`, `outbox`, `audit_records` and
 //! `audit_chain_heads` through this crate. The registry service writes `registered_models`,
 //! `registered_model_tags`, `model_versions`, `model_version_tags`, `model_aliases`,
-//! `model_alias_history`, `model_version_reviews` and `model_policies`.
+//! `model_alias_history`, `model_version_reviews` and `model_policies`. The deployment service writes
+//! `environments`, `deployments`, `deployment_revisions`, `deployment_versions`, `rollouts`,
+//! `ab_tests`, `ab_outcomes` and `decision_records`.
 //!
 //! Times are `BIGINT` milliseconds since the Unix epoch (UTC).
 
@@ -14,9 +16,11 @@ use sea_orm::DeriveIden;
 
 mod m0001_init;
 mod m0002_registry;
+mod m0003_deployment;
 
 pub(crate) use m0001_init::M0001Init;
 pub(crate) use m0002_registry::M0002Registry;
+pub(crate) use m0003_deployment::M0003Deployment;
 
 /// `experiments`
 #[derive(DeriveIden, Clone, Copy)]
@@ -321,4 +325,141 @@ pub enum ModelPolicies {
     RulesJson,
     UpdateTime,
     Revision,
+}
+
+/// `environments`: named, ordered targets of deployments, each with a policy.
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum Environments {
+    Table,
+    Name,
+    Ord,
+    Description,
+    RequireApproved,
+    RequirePreviousEnv,
+    UpstreamUrl,
+    CreateTime,
+    UpdateTime,
+    Revision,
+}
+
+/// `deployments`: one per (registered model, environment).
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum Deployments {
+    Table,
+    Id,
+    Model,
+    Environment,
+    CurrentRevision,
+    ActiveRollout,
+    ActiveAbTest,
+    Creator,
+    CreateTime,
+    UpdateTime,
+    Revision,
+}
+
+/// `deployment_revisions`: every revision of every deployment (variants as JSON).
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum DeploymentRevisions {
+    Table,
+    Deployment,
+    Number,
+    VariantsJson,
+    ShadowJson,
+    Reason,
+    Creator,
+    CreateTime,
+}
+
+/// `deployment_versions`: which model versions each deployment has served (first time).
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum DeploymentVersions {
+    Table,
+    Deployment,
+    Model,
+    Version,
+    Environment,
+    FirstTime,
+}
+
+/// `rollouts`: canary rollouts and their state.
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum Rollouts {
+    Table,
+    Id,
+    Deployment,
+    ModelVersionRef,
+    Version,
+    StepsJson,
+    GuardrailsJson,
+    State,
+    CurrentStep,
+    StepStartTime,
+    BaseRevision,
+    Reason,
+    HistoryJson,
+    Creator,
+    CreateTime,
+    UpdateTime,
+    Revision,
+}
+
+/// `ab_tests`: A/B tests over variants of one revision.
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum AbTests {
+    Table,
+    Id,
+    Deployment,
+    VariantsJson,
+    Metric,
+    MetricKind,
+    Alpha,
+    Sequential,
+    State,
+    Winner,
+    RevisionNumber,
+    Creator,
+    CreateTime,
+    ConcludeTime,
+}
+
+/// `ab_outcomes`: the primary metric reported per routed request (one per request id).
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum AbOutcomes {
+    Table,
+    AbTest,
+    RequestId,
+    Variant,
+    Value,
+    Time,
+}
+
+/// `decision_records`: every prediction served or request routed (data plane, append-only;
+/// sampled inputs may be erased, the digest stays).
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum DecisionRecords {
+    Table,
+    RequestId,
+    Time,
+    Deployment,
+    Revision,
+    Variant,
+    Model,
+    Version,
+    Kind,
+    InputDigest,
+    InputsJson,
+    InputsErased,
+    OutputsJson,
+    LatencyUs,
+    Error,
+    RoutingKey,
 }

@@ -46,7 +46,11 @@ async fn migrations_are_safe_when_replicas_start_together() {
         }
         assert_eq!(
             migrate::applied(&t.db).await.unwrap(),
-            vec!["m0001_init".to_string(), "m0002_registry".to_string()],
+            vec![
+                "m0001_init".to_string(),
+                "m0002_registry".to_string(),
+                "m0003_deployment".to_string()
+            ],
             "{}",
             t.label
         );

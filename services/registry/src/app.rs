@@ -3,6 +3,7 @@
 
 pub mod aliases;
 pub mod cache;
+pub mod deployments;
 pub mod models;
 pub mod reviews;
 pub mod source;
@@ -36,6 +37,7 @@ pub struct Registry {
     pub(crate) source: Arc<dyn RunSource>,
     pub(crate) cache: Arc<ResolveCache>,
     pub(crate) writer: writer::VersionWriter,
+    pub(crate) deployments: deployments::DeploymentPeer,
 }
 
 impl Registry {
@@ -46,9 +48,11 @@ impl Registry {
         limits: Limits,
         source: Arc<dyn RunSource>,
         cache: Arc<ResolveCache>,
+        deployments: deployments::DeploymentPeer,
     ) -> Self {
         Self {
             writer: writer::VersionWriter::spawn(db.clone()),
+            deployments,
             db,
             limits,
             source,

@@ -12,6 +12,7 @@ pub use steward_runtime::{Backends, server_config};
 
 use crate::api::RegistryApi;
 use crate::app::cache::{self, ResolveCache};
+use crate::app::deployments::DeploymentPeer;
 use crate::app::source::{Coalescing, TrackingRunSource};
 use crate::app::{Registry, SERVICE};
 use crate::audit_api::AuditApi;
@@ -29,11 +30,13 @@ pub struct RegistryServices {
 }
 
 /// Builds the registry over `b`, checking run sources against the tracking service at
-/// `tracking_url`.
+/// `tracking_url` and deployments against the deployment service at `deployment_url` (without
+/// one, models can be deleted regardless of deployments and lineage lists none).
 pub async fn services(
     b: &Backends,
     cfg: &Config,
     tracking_url: &str,
+    deployment_url: Option<&str>,
 ) -> Result<RegistryServices, Error> {
     let cache = Arc::new(match &cfg.redis_url {
         Some(url) => ResolveCache::redis(url, &cfg.redis_key_prefix).await?,
@@ -42,7 +45,14 @@ pub async fn services(
     let source = Arc::new(Coalescing::new(
         TrackingRunSource::connect(tracking_url).await?,
     ));
-    let app = Registry::new(b.db.clone(), cfg.limits.clone(), source, cache.clone());
+    let deployments = DeploymentPeer::connect(deployment_url).await?;
+    let app = Registry::new(
+        b.db.clone(),
+        cfg.limits.clone(),
+        source,
+        cache.clone(),
+        deployments,
+    );
     let consumer = format!("registry-{}", uuid::Uuid::new_v4().simple());
     let invalidator = cache::spawn_invalidator(b.bus.clone(), cache, consumer);
     Ok(RegistryServices {
@@ -69,7 +79,7 @@ pub async fn run(
     })?;
     let b = Backends::open(&cfg).await?;
     let relay = b.start_relay(SERVICE);
-    let svc = services(&b, &cfg, &tracking_url).await?;
+    let svc = services(&b, &cfg, &tracking_url, cfg.deployment_url.as_deref()).await?;
     let listener = steward_runtime::bind(&cfg).await?;
     tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "steward-registry serving");
     let server = GrpcServer::new(server_config(&cfg))

@@ -393,7 +393,9 @@ impl RegistryService for RegistryApi {
     async fn get_lineage(&self, req: Request<pb::GetLineageRequest>) -> Result<pb::Lineage> {
         let r = vref(&req.get_ref().name, "name")?;
         let (v, l) = self.app.lineage(&r).await.map_err(st)?;
-        Ok(Response::new(convert::lineage(&v, &l)))
+        let mut out = convert::lineage(&v, &l);
+        out.deployments = self.app.served_by(&v).await.map_err(st)?;
+        Ok(Response::new(out))
     }
 
     async fn compare_model_versions(

@@ -236,6 +236,18 @@ impl Registry {
             request_id,
             &canonical(&(name, etag)),
         )?;
+        // Refused while any deployment of the model exists (they serve its versions).
+        let deployed = self.deployments.of_model(name).await?;
+        if !deployed.is_empty() {
+            return Err(Error::failed_precondition(
+                "MODEL_DEPLOYED",
+                format!(
+                    "{} is deployed ({}); delete those deployments first",
+                    model_name(name),
+                    deployed.join(", ")
+                ),
+            ));
+        }
         with_write_tx!(self.db, "delete_model", |tx| {
             if replay::<()>(&tx, key.as_ref()).await?.is_some() {
                 return Ok(());

@@ -110,20 +110,26 @@ impl Registry {
         let (lineage, artifact_uri, digest, status, source_run, artifact_path, source_uri) =
             match &req.source {
                 VersionSource::Run { run, artifact_path } => {
-                    // A retry must not depend on the run as it is now: replay first.
-                    if let Some(k) = &key
-                        && let Some(bytes) = idempotency::peek(self.db.conn(), k).await?
-                    {
-                        return serde_json::from_slice(&bytes).map_err(|e| {
-                            Error::internal(format!("corrupt idempotency record: {e}"))
-                        });
-                    }
-                    if models::get_row(self.db.conn(), model).await?.is_none() {
-                        return Err(super::model_not_found(model));
-                    }
                     // Check the source before taking a number, so a bad source writes nothing.
                     let rn = RunName::parse(run, "model_version.source_run")?;
-                    let snap = self.source.snapshot(&rn, artifact_path).await?;
+                    let snap = match self.source.snapshot(&rn, artifact_path).await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            // A retry of a create that succeeded replays it even if the run
+                            // changed since; a missing model is reported as such.
+                            if let Some(k) = &key
+                                && let Some(bytes) = idempotency::peek(self.db.conn(), k).await?
+                            {
+                                return serde_json::from_slice(&bytes).map_err(|e| {
+                                    Error::internal(format!("corrupt idempotency record: {e}"))
+                                });
+                            }
+                            if models::get_row(self.db.conn(), model).await?.is_none() {
+                                return Err(super::model_not_found(model));
+                            }
+                            return Err(e);
+                        }
+                    };
                     let digest = snap.content_digest();
                     (
                         snap.lineage,
@@ -308,6 +314,11 @@ impl Registry {
         })?;
         self.cache.invalidate(model, true).await;
         Ok(v)
+    }
+
+    /// The deployments that served a version (empty without a deployment service).
+    pub async fn served_by(&self, v: &ModelVersion) -> Result<Vec<String>, Error> {
+        self.deployments.serving(&v.model, v.version).await
     }
 
     /// A version with its frozen lineage.

@@ -88,9 +88,10 @@ pub async fn start(real: bool) -> Harness {
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let reg = steward_registry::server::services(&t.backends, &cfg, &format!("http://{addr}"))
-        .await
-        .expect("registry services");
+    let reg =
+        steward_registry::server::services(&t.backends, &cfg, &format!("http://{addr}"), None)
+            .await
+            .expect("registry services");
     let server = GrpcServer::new(steward_runtime::server_config(&cfg))
         .file_descriptor_set(steward_proto::FILE_DESCRIPTOR_SET)
         .add_streaming_methods(steward_tracking::server::STREAMING_METHODS)

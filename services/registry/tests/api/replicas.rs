@@ -26,7 +26,7 @@ async fn replica(b: &Backends, redis: Option<&str>, prefix: &str) -> Replica {
     cfg.redis_url = redis.map(str::to_string);
     cfg.redis_key_prefix = prefix.into();
     // No run sources in this test: tracking is never called.
-    let svc = steward_registry::server::services(b, &cfg, "http://127.0.0.1:9")
+    let svc = steward_registry::server::services(b, &cfg, "http://127.0.0.1:9", None)
         .await
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

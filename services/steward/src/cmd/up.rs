@@ -31,6 +31,7 @@ pub async fn up(listen: Option<String>, no_migrate: bool, s: ServerArgs) -> anyh
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let relay = b.start_relay(steward_tracking::app::SERVICE);
     let registry_relay = b.start_relay(steward_registry::app::SERVICE);
+    let deployment_relay = b.start_relay(steward_deployment::app::SERVICE);
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| {
@@ -49,7 +50,17 @@ pub async fn up(listen: Option<String>, no_migrate: bool, s: ServerArgs) -> anyh
         };
         format!("http://{}", std::net::SocketAddr::new(ip, addr.port()))
     });
-    let registry = steward_registry::server::services(&b, &cfg, &tracking_url)
+    let own_url = tracking_url.clone();
+    let registry = steward_registry::server::services(
+        &b,
+        &cfg,
+        &tracking_url,
+        Some(cfg.deployment_url.as_deref().unwrap_or(&own_url)),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let registry_url = cfg.registry_url.clone().unwrap_or_else(|| own_url.clone());
+    let deployment = steward_deployment::server::services(&b, &cfg, &registry_url, &tracking_url)
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     println!("Steward is up: gRPC on {addr} (health and reflection on)");
@@ -71,12 +82,17 @@ pub async fn up(listen: Option<String>, no_migrate: bool, s: ServerArgs) -> anyh
         .add_streaming_methods(STREAMING_METHODS)
         .add_service(tracking::service(&b, &cfg))
         .add_service(registry.registry)
-        .add_service(registry.audit);
+        .add_service(registry.audit)
+        .add_service(deployment.deployment)
+        .add_service(deployment.inference);
     let result = server
         .serve(listener, steward_grpc::shutdown_signal())
         .await;
     registry.invalidator.abort();
-    for relay in [relay, registry_relay] {
+    for t in deployment.tasks {
+        t.abort();
+    }
+    for relay in [relay, registry_relay, deployment_relay] {
         if let Err(e) = relay.shutdown().await {
             tracing::warn!(error = %e, "outbox relay did not drain before shutdown; pending events are relayed at the next start");
         }

@@ -1,0 +1,300 @@
+//! Starts tracking, registry and deployment on one server (as `steward up` does) over test
+//! backends, with a fast rollout controller, and gives tests clients and helpers.
+
+use steward_config::{Config, Overrides};
+use steward_grpc::GrpcServer;
+use steward_proto::deployment as pb;
+use steward_proto::deployment::deployment_service_client::DeploymentServiceClient;
+use steward_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
+use steward_proto::registry as rpb;
+use steward_proto::registry::registry_service_client::RegistryServiceClient;
+use steward_proto::tracking as tpb;
+use steward_proto::tracking::tracking_service_client::TrackingServiceClient;
+use steward_runtime::Backends;
+use steward_storage::testing::TestDb;
+use tonic::metadata::MetadataValue;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+pub use steward_runtime::testing::{assert_bad, reason};
+
+/// Sends `x-steward-actor`.
+#[derive(Clone)]
+pub struct As(pub &'static str);
+
+impl Interceptor for As {
+    fn call(&mut self, mut r: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        r.metadata_mut()
+            .insert("x-steward-actor", MetadataValue::from_static(self.0));
+        Ok(r)
+    }
+}
+
+/// A running server.
+pub struct Harness {
+    pub label: String,
+    pub dep: DeploymentServiceClient<InterceptedService<Channel, As>>,
+    pub reg: RegistryServiceClient<InterceptedService<Channel, As>>,
+    pub bob: RegistryServiceClient<InterceptedService<Channel, As>>,
+    pub oip: GrpcInferenceServiceClient<Channel>,
+    pub tracking: TrackingServiceClient<Channel>,
+    pub backends: Backends,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    relay: Option<steward_events::RelayHandle>,
+    db: Option<TestDb>,
+    _dir: tempfile::TempDir,
+}
+
+/// Every backend combination asked for.
+pub async fn all() -> Vec<Harness> {
+    let mut v = vec![start(false).await];
+    if steward_runtime::testing::real_tier_asked() {
+        v.push(start(true).await);
+    }
+    v
+}
+
+fn telemetry() {
+    static ONCE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    ONCE.get_or_init(|| {
+        let mut cfg = steward_telemetry::TelemetryConfig::new("steward-deployment-test");
+        cfg.log_filter = "warn".into();
+        std::mem::forget(steward_telemetry::init(&cfg).expect("telemetry"));
+    });
+}
+
+/// Starts the services; `real` uses each configured real backend.
+pub async fn start(real: bool) -> Harness {
+    telemetry();
+    let dir = tempfile::tempdir().unwrap();
+    let t = steward_runtime::testing::open(real, dir.path()).await;
+    let mut cfg = Config::load(
+        None,
+        &Default::default(),
+        &Overrides {
+            listen: Some("127.0.0.1:0".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    cfg.database_url = t.db.url.clone();
+    cfg.rollout_tick_ms = 50;
+    cfg.decision_sample_rate = 1.0;
+    if let Some((url, prefix)) = &t.redis {
+        cfg.redis_url = Some(url.clone());
+        cfg.redis_key_prefix = prefix.clone();
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let reg = steward_registry::server::services(&t.backends, &cfg, &url, Some(&url))
+        .await
+        .expect("registry");
+    let dep = steward_deployment::server::services(&t.backends, &cfg, &url, &url)
+        .await
+        .expect("deployment");
+    let relay = t.backends.start_relay(steward_deployment::app::SERVICE);
+    let server = GrpcServer::new(steward_runtime::server_config(&cfg))
+        .file_descriptor_set(steward_proto::FILE_DESCRIPTOR_SET)
+        .add_streaming_methods(steward_tracking::server::STREAMING_METHODS)
+        .add_service(steward_tracking::server::service(&t.backends, &cfg))
+        .add_service(reg.registry)
+        .add_service(reg.audit)
+        .add_service(dep.deployment)
+        .add_service(dep.inference);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        server
+            .serve(listener, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server");
+    });
+    let channel = Channel::from_shared(url).unwrap().connect().await.unwrap();
+    let mut tasks = dep.tasks;
+    tasks.push(reg.invalidator);
+    Harness {
+        label: t.label,
+        dep: DeploymentServiceClient::with_interceptor(channel.clone(), As("alice")),
+        reg: RegistryServiceClient::with_interceptor(channel.clone(), As("alice")),
+        bob: RegistryServiceClient::with_interceptor(channel.clone(), As("bob")),
+        oip: GrpcInferenceServiceClient::new(channel.clone()),
+        tracking: TrackingServiceClient::new(channel),
+        backends: t.backends,
+        stop: Some(tx),
+        task: Some(task),
+        tasks,
+        relay: Some(relay),
+        db: Some(t.db),
+        _dir: dir,
+    }
+}
+
+impl Harness {
+    /// Stops everything and drops the test database.
+    pub async fn stop(mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        if let Some(r) = self.relay.take() {
+            let _ = r.shutdown().await;
+        }
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+        if let Some(db) = self.db.take() {
+            db.cleanup().await;
+        }
+    }
+
+    /// A model with `n` READY ONNX versions (the demo model, from runs with a dataset and a
+    /// code version); returns the model id.
+    pub async fn model_with_versions(&mut self, n: usize) -> String {
+        let model = format!("fraud-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        self.reg
+            .create_registered_model(rpb::CreateRegisteredModelRequest {
+                registered_model: Some(rpb::RegisteredModel {
+                    name: model.clone(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap();
+        let exp = self
+            .tracking
+            .create_experiment(tpb::CreateExperimentRequest {
+                experiment: Some(tpb::Experiment {
+                    display_name: format!("e-{model}"),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        for i in 0..n {
+            let run = self
+                .tracking
+                .create_run(tpb::CreateRunRequest {
+                    parent: exp.name.clone(),
+                    run: Some(tpb::Run {
+                        run_name: format!("train-{i}"),
+                        tags: [(
+                            "steward.source.git_commit".to_string(),
+                            format!("c0ffee{i}"),
+                        )]
+                        .into(),
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            self.tracking
+                .log_run_inputs(tpb::LogRunInputsRequest {
+                    run: run.name.clone(),
+                    inputs: vec![tpb::DatasetInput {
+                        dataset: Some(tpb::Dataset {
+                            name: "transactions".into(),
+                            digest: format!("sha256:{}", "e".repeat(64)),
+                            ..Default::default()
+                        }),
+                        context: "training".into(),
+                    }],
+                    request_id: String::new(),
+                })
+                .await
+                .unwrap();
+            let msgs = vec![
+                tpb::UploadArtifactRequest {
+                    part: Some(tpb::upload_artifact_request::Part::Header(
+                        tpb::ArtifactHeader {
+                            run: run.name.clone(),
+                            path: "model/model.onnx".into(),
+                            ..Default::default()
+                        },
+                    )),
+                },
+                tpb::UploadArtifactRequest {
+                    part: Some(tpb::upload_artifact_request::Part::Chunk(
+                        steward_deployment::infer::DEMO_MODEL.to_vec().into(),
+                    )),
+                },
+            ];
+            self.tracking
+                .upload_artifact(tokio_stream::iter(msgs))
+                .await
+                .unwrap();
+            self.reg
+                .create_model_version(rpb::CreateModelVersionRequest {
+                    parent: format!("registeredModels/{model}"),
+                    model_version: Some(rpb::ModelVersion {
+                        source_run: run.name,
+                        artifact_path: "model".into(),
+                        format: "onnx".into(),
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                })
+                .await
+                .unwrap();
+        }
+        model
+    }
+
+    /// Bob approves version `v` of `model`.
+    pub async fn approve(&mut self, model: &str, v: i64) {
+        self.bob
+            .review_model_version(rpb::ReviewModelVersionRequest {
+                name: format!("registeredModels/{model}/versions/{v}"),
+                decision: rpb::ApprovalState::Approved as i32,
+                comment: "ok".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Creates a deployment of `model` in `env` with `variants` (name, version, weight).
+    pub async fn deploy(
+        &mut self,
+        model: &str,
+        env: &str,
+        variants: &[(&str, i64, i32)],
+    ) -> Result<pb::Deployment, tonic::Status> {
+        self.dep
+            .create_deployment(pb::CreateDeploymentRequest {
+                deployment: Some(pb::Deployment {
+                    registered_model: format!("registeredModels/{model}"),
+                    environment: format!("environments/{env}"),
+                    ..Default::default()
+                }),
+                variants: variants
+                    .iter()
+                    .map(|(n, v, w)| variant(model, n, *v, *w))
+                    .collect(),
+                shadow: None,
+                request_id: String::new(),
+            })
+            .await
+            .map(|r| r.into_inner())
+    }
+}
+
+/// A variant spec.
+pub fn variant(model: &str, name: &str, version: i64, weight_bp: i32) -> pb::Variant {
+    pb::Variant {
+        name: name.into(),
+        model_version: format!("registeredModels/{model}/versions/{version}"),
+        weight_bp,
+        ..Default::default()
+    }
+}

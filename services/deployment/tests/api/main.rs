@@ -1,0 +1,5 @@
+//! Deployment API tests over real gRPC, on the embedded backends and (when asked for) the
+//! real ones.
+
+mod flows;
+mod harness;
