@@ -68,6 +68,12 @@ fn telemetry() {
 
 /// Starts the services; `real` uses each configured real backend.
 pub async fn start(real: bool) -> Harness {
+    start_with(real, true).await
+}
+
+/// [`start`]; without `relay` the deployment outbox is not relayed (as when the event bus is
+/// down) until [`Harness::start_relay`].
+pub async fn start_with(real: bool, relay: bool) -> Harness {
     telemetry();
     let dir = tempfile::tempdir().unwrap();
     let t = steward_runtime::testing::open(real, dir.path()).await;
@@ -95,7 +101,7 @@ pub async fn start(real: bool) -> Harness {
     let dep = steward_deployment::server::services(&t.backends, &cfg, &url, &url)
         .await
         .expect("deployment");
-    let relay = t.backends.start_relay(steward_deployment::app::SERVICE);
+    let relay = relay.then(|| t.backends.start_relay(steward_deployment::app::SERVICE));
     let server = GrpcServer::new(steward_runtime::server_config(&cfg))
         .file_descriptor_set(steward_proto::FILE_DESCRIPTOR_SET)
         .add_streaming_methods(steward_tracking::server::STREAMING_METHODS)
@@ -127,7 +133,7 @@ pub async fn start(real: bool) -> Harness {
         stop: Some(tx),
         task: Some(task),
         tasks,
-        relay: Some(relay),
+        relay,
         db: Some(t.db),
         _dir: dir,
     }
@@ -151,6 +157,11 @@ impl Harness {
         if let Some(db) = self.db.take() {
             db.cleanup().await;
         }
+    }
+
+    /// Starts relaying the deployment outbox (the bus "comes back").
+    pub fn start_relay(&mut self) {
+        self.relay = Some(self.backends.start_relay(steward_deployment::app::SERVICE));
     }
 
     /// A model with `n` READY ONNX versions (the demo model, from runs with a dataset and a
