@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use steward_proto::audit as apb;
 use steward_proto::audit::audit_service_client::AuditServiceClient;
+use steward_proto::deployment as dpb;
+use steward_proto::deployment::deployment_service_client::DeploymentServiceClient;
 use steward_proto::registry as rpb;
 use steward_proto::registry::registry_service_client::RegistryServiceClient;
 use steward_storage::testing::TestDb;
@@ -163,6 +165,57 @@ async fn registry_replicas_over_a_separate_tracking_service() {
         .unwrap()
         .into_inner();
     assert!(v.ok, "{v:?}");
-    drop((ra, rb, tracking));
+
+    // The deployment service as its own process: deploy the production alias (version 2) in
+    // staging, route a request, read its decision back.
+    let dp = start(
+        binaries::STEWARD_DEPLOYMENT,
+        "deployment",
+        &common,
+        &[
+            ("STEWARD_TRACKING_URL", turl.clone()),
+            ("STEWARD_REGISTRY_URL", rb.url()),
+        ],
+    )
+    .await;
+    let mut d = DeploymentServiceClient::new(dp.channel.clone());
+    let dep = d
+        .create_deployment(dpb::CreateDeploymentRequest {
+            deployment: Some(dpb::Deployment {
+                registered_model: "registeredModels/fraud".into(),
+                environment: "environments/staging".into(),
+                ..Default::default()
+            }),
+            variants: vec![dpb::Variant {
+                name: "main".into(),
+                model_version: "registeredModels/fraud@production".into(),
+                weight_bp: 10_000,
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect("the deployment process resolves the alias through the registry process")
+        .into_inner();
+    assert_eq!(dep.current_revision.unwrap().variants[0].version, 2);
+    let routed = d
+        .route(dpb::RouteRequest {
+            deployment: dep.name.clone(),
+            routing_key: "user-1".into(),
+            request_id: "sys-1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(routed.model_version, "registeredModels/fraud/versions/2");
+    let decision = d
+        .get_decision(dpb::GetDecisionRequest {
+            request_id: "sys-1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(decision.variant, "main");
+    drop((dp, ra, rb, tracking));
     db.cleanup().await;
 }

@@ -29,6 +29,8 @@ pub const STEWARD: &str = "steward";
 pub const STEWARD_TRACKING: &str = "steward-tracking";
 /// The registry (and audit API) alone (distributed mode).
 pub const STEWARD_REGISTRY: &str = "steward-registry";
+/// The deployment service (and inference front door) alone (distributed mode).
+pub const STEWARD_DEPLOYMENT: &str = "steward-deployment";
 
 /// Path of `name` (one of [`STEWARD`], [`STEWARD_TRACKING`], [`STEWARD_REGISTRY`]), built first
 /// if needed.
