@@ -4,3 +4,4 @@
 mod decisions;
 mod flows;
 mod harness;
+mod serving;
