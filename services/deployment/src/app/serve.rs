@@ -21,6 +21,9 @@ use crate::store::environments;
 
 type ModelCell = Arc<OnceCell<OnnxModel>>;
 
+/// Loaded models kept per process before idle ones are dropped.
+pub const MAX_LOADED_MODELS: usize = 32;
+
 /// Loaded models and upstream clients, shared by requests.
 #[derive(Default)]
 pub struct Engines {
@@ -59,6 +62,10 @@ impl Deployments {
                 .models
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
+            if m.len() >= MAX_LOADED_MODELS && !m.contains_key(&(model.to_string(), v.version)) {
+                // Drop the models no request is using right now (they reload on demand).
+                m.retain(|_, cell| Arc::strong_count(cell) > 1);
+            }
             m.entry((model.to_string(), v.version)).or_default().clone()
         };
         cell.get_or_try_init(|| async {
