@@ -5,11 +5,13 @@
 //! cargo build --release --workspace
 //! cargo run --release -p steward-bench -- tracking [--addr ADDR] [--backend sqlite|postgres] [--quick]
 //! cargo run --release -p steward-bench -- registry [--addr ADDR] [--backend sqlite|postgres] [--quick]
+//! cargo run --release -p steward-bench -- deployment [--addr ADDR] [--backend sqlite|postgres] [--quick]
 //! ```
 //!
 //! Without `--addr` the suite starts the `steward` binary beside this executable as a child
 //! process and measures its memory; it prints a table, then one JSON line per figure.
 
+mod deployment;
 mod procfs;
 mod registry;
 mod report;
@@ -40,6 +42,10 @@ enum Suite {
     /// Model registry: CreateModelVersion throughput (from a run's artifacts and from
     /// external URIs), alias resolution latency (one client and 8 clients), server memory.
     Registry(Opts),
+    /// Deployment: Route throughput and latency with durable decision records (one client and
+    /// 64 in flight), the 90/10 split over distinct keys, ModelInfer throughput on the demo
+    /// ONNX model, server memory.
+    Deployment(Opts),
 }
 
 /// Options every suite takes.
@@ -59,7 +65,8 @@ pub struct Opts {
     /// Run only these sections (comma-separated; for investigating one area), e.g.
     /// `--only history,search`. Sections of tracking: create_run, ingest_stream, ingest_batch,
     /// ingest_batch_series, history, search; of registry: version_create,
-    /// version_create_external, alias_resolve, alias_resolve_concurrent.
+    /// version_create_external, alias_resolve, alias_resolve_concurrent; of deployment:
+    /// route_sequential, route, infer.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -124,6 +131,7 @@ async fn main() -> ExitCode {
         match cli.suite {
             Suite::Tracking(opts) => tracking::run(&opts).await,
             Suite::Registry(opts) => registry::run(&opts).await,
+            Suite::Deployment(opts) => deployment::run(&opts).await,
         }
     };
     // Ctrl-C drops the suite future, whose guards stop the server and drop its database.

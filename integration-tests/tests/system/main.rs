@@ -8,6 +8,8 @@
 //! - [`otel`]: server spans exported over OTLP to an in-process collector, in the caller's trace.
 //! - [`cli`]: `steward experiments|runs|artifacts ...` against a running server.
 //! - [`registry_cli`]: `steward models|versions|alias|approve ...` against a running server.
+//! - [`deployment_cli`]: `steward deploy|rollout|ab|explain|deployments|environments ...`
+//!   against a running server, on the demo ONNX model.
 //! - [`python_client`]: `clients/python/example.py` end to end (`STEWARD_TEST_PYTHON`).
 //!
 //! [`support::binaries`] explains how the binaries are found and built. Every child process is
@@ -16,6 +18,7 @@
 mod support;
 
 mod cli;
+mod deployment_cli;
 mod distributed;
 mod embedded;
 mod otel;

@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 mod audit;
+mod deployment;
 mod registry;
 
 pub use audit::AuditCmd;
+pub use deployment::{AbCmd, DeployArgs, DeploymentsCmd, EnvironmentsCmd, ExplainArgs, RolloutCmd};
 pub use registry::{AliasCmd, ApproveArgs, ModelsCmd, VersionsCmd};
 
 /// Steward: ML model management (experiment tracking, registry, deployment, monitoring).
@@ -126,6 +128,49 @@ pub enum Command {
     Audit {
         #[command(subcommand)]
         cmd: AuditCmd,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Deploy a model version to an environment (creating the deployment or applying a
+    /// revision), or with --canary roll it out step by step on the existing deployment.
+    Deploy {
+        #[command(flatten)]
+        args: DeployArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Canary rollouts of a deployment: status, promote, rollback.
+    Rollout {
+        #[command(subcommand)]
+        cmd: RolloutCmd,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// A/B tests: results with effects, confidence intervals, p-values and the SRM check.
+    Ab {
+        #[command(subcommand)]
+        cmd: AbCmd,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Explain a decision: model version, approval, training run, data, code and revision.
+    Explain {
+        #[command(flatten)]
+        args: ExplainArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Deployments of registered models.
+    Deployments {
+        #[command(subcommand)]
+        cmd: DeploymentsCmd,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Environments (staging, production, ...) and their policies.
+    Environments {
+        #[command(subcommand)]
+        cmd: EnvironmentsCmd,
         #[command(flatten)]
         client: ClientArgs,
     },

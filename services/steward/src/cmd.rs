@@ -1,14 +1,21 @@
 //! Command implementations.
 
+mod ab;
 mod aliases;
 mod artifacts;
 mod audit;
+mod deploy;
+mod deployment_json;
+mod deployments;
 mod experiments;
+mod explain;
 mod lineage;
 mod models;
 pub(crate) mod names;
 mod output;
+pub(crate) mod plan;
 mod registry_json;
+mod rollouts;
 mod runs;
 mod up;
 mod versions;
@@ -34,6 +41,12 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Alias { cmd, client } => aliases::run(cmd, &client).await,
         Command::Approve { args, client } => versions::approve(args, &client).await,
         Command::Audit { cmd, client } => audit::run(cmd, &client).await,
+        Command::Deploy { args, client } => deploy::run(args, &client).await,
+        Command::Rollout { cmd, client } => rollouts::run(cmd, &client).await,
+        Command::Ab { cmd, client } => ab::run(cmd, &client).await,
+        Command::Explain { args, client } => explain::run(args, &client).await,
+        Command::Deployments { cmd, client } => deployments::run(cmd, &client).await,
+        Command::Environments { cmd, client } => deployments::environments(cmd, &client).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -76,6 +89,25 @@ pub(crate) type AuditClient =
 /// An audit client for the CLI (same server, same port), with the token and actor attached.
 pub(crate) async fn audit_client(c: &ClientArgs) -> anyhow::Result<AuditClient> {
     Ok(AuditClient::new(channel(c).await?).max_decoding_message_size(MAX_DECODE))
+}
+
+/// The CLI's deployment client type.
+pub(crate) type DeploymentClient =
+    steward_proto::deployment::deployment_service_client::DeploymentServiceClient<CliChannel>;
+
+/// A deployment client for the CLI (same server, same port), with the token and actor attached.
+pub(crate) async fn deployment_client(c: &ClientArgs) -> anyhow::Result<DeploymentClient> {
+    Ok(DeploymentClient::new(channel(c).await?).max_decoding_message_size(MAX_DECODE))
+}
+
+/// The CLI's Open Inference Protocol client type.
+pub(crate) type InferenceClient =
+    steward_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient<CliChannel>;
+
+/// An Open Inference Protocol client for the CLI (same server, same port), with the token and
+/// actor attached.
+pub(crate) async fn inference_client(c: &ClientArgs) -> anyhow::Result<InferenceClient> {
+    Ok(InferenceClient::new(channel(c).await?).max_decoding_message_size(MAX_DECODE))
 }
 
 /// Connects to `--addr` and wraps the channel in the [`CliInterceptor`].
