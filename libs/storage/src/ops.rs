@@ -116,3 +116,13 @@ pub async fn emit(
 ) -> Result<(), Error> {
     outbox::enqueue(tx, service, &envelope(service, ctx, kind, source, payload)).await
 }
+
+/// Checks an optional etag (the resource's revision as text): empty passes, a stale one is
+/// `ABORTED` (`ETAG_MISMATCH`).
+pub fn check_etag(etag: &str, revision: i64, resource: &str) -> Result<(), Error> {
+    if etag.is_empty() || etag == revision.to_string() {
+        Ok(())
+    } else {
+        Err(Error::stale_etag(resource))
+    }
+}

@@ -20,7 +20,7 @@ use steward_proto::events::event_envelope::Payload;
 use steward_storage::{Db, WriteTx, ops};
 
 pub use steward_storage::ops::Ctx;
-pub(crate) use steward_storage::ops::{canonical, remember, replay};
+pub(crate) use steward_storage::ops::{canonical, check_etag, remember, replay};
 
 use decisions::DecisionWriter;
 use peers::Peers;
@@ -96,15 +96,6 @@ pub(crate) fn dep_name(id: &str) -> String {
 /// `NOT_FOUND` for a deployment.
 pub(crate) fn dep_not_found(id: &str) -> Error {
     Error::not_found("DEPLOYMENT_NOT_FOUND", dep_name(id))
-}
-
-/// Checks an optional etag.
-pub(crate) fn check_etag(etag: &str, revision: i64, resource: &str) -> Result<(), Error> {
-    if etag.is_empty() || etag == revision.to_string() {
-        Ok(())
-    } else {
-        Err(Error::stale_etag(resource))
-    }
 }
 
 /// Appends an audit record to the deployment chain.

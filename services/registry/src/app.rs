@@ -20,7 +20,7 @@ use steward_proto::events::event_envelope::Payload;
 use steward_storage::{Db, WriteTx, ops};
 
 pub use steward_storage::ops::Ctx;
-pub(crate) use steward_storage::ops::{canonical, remember, replay};
+pub(crate) use steward_storage::ops::{canonical, check_etag, remember, replay};
 
 use crate::domain::ModelVersion;
 use cache::ResolveCache;
@@ -133,15 +133,6 @@ pub(crate) fn model_not_found(model: &str) -> Error {
 /// `registeredModels/{m}`.
 pub(crate) fn model_name(m: &str) -> String {
     format!("registeredModels/{m}")
-}
-
-/// Checks an optional etag against the current revision.
-pub(crate) fn check_etag(etag: &str, revision: i64, resource: &str) -> Result<(), Error> {
-    if etag.is_empty() || etag == revision.to_string() {
-        Ok(())
-    } else {
-        Err(Error::stale_etag(resource))
-    }
 }
 
 /// Appends an audit record for a registry mutation.
