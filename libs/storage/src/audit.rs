@@ -142,12 +142,7 @@ pub async fn append_many(tx: &WriteTx, entries: Vec<AuditEntry>) -> Result<i64, 
     let mut seq: i64 = row.try_get("", "seq").map_err(db_err)?;
     let mut prev_hash: String = row.try_get("", "hash").map_err(db_err)?;
     let time = steward_common::time::now_ms();
-    let mut ins = Query::insert()
-        .into_table(A::Table)
-        .columns(COLUMNS)
-        .to_owned();
-    // Bound parameters per statement stay far below both engines' limits.
-    let mut rows = 0usize;
+    let mut records = Vec::with_capacity(entries.len());
     for entry in entries {
         seq += 1;
         let mut rec = AuditRecord {
@@ -166,31 +161,30 @@ pub async fn append_many(tx: &WriteTx, entries: Vec<AuditEntry>) -> Result<i64, 
         };
         rec.hash = record_hash(&rec);
         prev_hash = rec.hash.clone();
-        ins.values_panic([
-            rec.service.into(),
-            rec.seq.into(),
-            rec.time.into(),
-            rec.actor.into(),
-            rec.action.into(),
-            rec.resource.into(),
-            rec.before_json.into(),
-            rec.after_json.into(),
-            rec.request_id.into(),
-            rec.trace_id.into(),
-            rec.prev_hash.into(),
-            rec.hash.into(),
-        ]);
-        rows += 1;
-        if rows == 1000 {
-            tx.execute(&ins).await.map_err(db_err)?;
-            ins = Query::insert()
-                .into_table(A::Table)
-                .columns(COLUMNS)
-                .to_owned();
-            rows = 0;
-        }
+        records.push(rec);
     }
-    if rows > 0 {
+    // Fixed chunk sizes keep the number of distinct statements small (prepared-statement cache).
+    for chunk in crate::rows::pow2_chunks(&records, 256) {
+        let mut ins = Query::insert()
+            .into_table(A::Table)
+            .columns(COLUMNS)
+            .to_owned();
+        for rec in chunk {
+            ins.values_panic([
+                rec.service.as_str().into(),
+                rec.seq.into(),
+                rec.time.into(),
+                rec.actor.as_str().into(),
+                rec.action.as_str().into(),
+                rec.resource.as_str().into(),
+                rec.before_json.clone().into(),
+                rec.after_json.clone().into(),
+                rec.request_id.as_str().into(),
+                rec.trace_id.as_str().into(),
+                rec.prev_hash.as_str().into(),
+                rec.hash.as_str().into(),
+            ]);
+        }
         tx.execute(&ins).await.map_err(db_err)?;
     }
     let upd = Query::update()

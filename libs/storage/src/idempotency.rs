@@ -127,7 +127,7 @@ pub async fn record(tx: &WriteTx, key: &IdemKey, response: &[u8]) -> Result<(), 
 /// [`record`] for several requests with one multi-row insert.
 pub async fn record_many(tx: &WriteTx, records: &[(&IdemKey, Vec<u8>)]) -> Result<(), Error> {
     let now = steward_common::time::now_ms();
-    for chunk in records.chunks(500) {
+    for chunk in crate::rows::pow2_chunks(records, 256) {
         let mut q = Query::insert()
             .into_table(T::Table)
             .columns([

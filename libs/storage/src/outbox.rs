@@ -46,7 +46,7 @@ pub async fn enqueue_many(
     envelopes: &[EventEnvelope],
 ) -> Result<(), Error> {
     let now = steward_common::time::now_ms();
-    for chunk in envelopes.chunks(500) {
+    for chunk in crate::rows::pow2_chunks(envelopes, 256) {
         let mut q = Query::insert()
             .into_table(T::Table)
             .columns([

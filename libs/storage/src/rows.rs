@@ -79,3 +79,44 @@ pub fn after(sort_col: Expr, tie_col: Expr, sort: &SortVal, tie: Expr, desc: boo
             .or(sort_col.eq(v).and(tie_col.gt(tie)))
     }
 }
+
+/// Splits `items` into chunks whose lengths are powers of two no larger than `max` (itself a
+/// power of two): the binary decomposition of the length. A multi-row statement's SQL text
+/// depends on its row count, so this keeps the number of distinct statements (and prepared
+/// statements in the driver's cache) to `log2(max) + 1` whatever the batch sizes.
+pub fn pow2_chunks<T>(items: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    debug_assert!(max.is_power_of_two());
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let n = if rest.len() >= max {
+            max
+        } else {
+            1 << (usize::BITS - 1 - rest.len().leading_zeros())
+        };
+        let (head, tail) = rest.split_at(n);
+        rest = tail;
+        Some(head)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pow2_chunks;
+
+    #[test]
+    fn chunks_are_powers_of_two_and_cover_everything_in_order() {
+        for n in 0..600usize {
+            let v: Vec<usize> = (0..n).collect();
+            let chunks: Vec<&[usize]> = pow2_chunks(&v, 256).collect();
+            assert!(
+                chunks
+                    .iter()
+                    .all(|c| c.len().is_power_of_two() && c.len() <= 256)
+            );
+            assert_eq!(chunks.concat(), v);
+        }
+    }
+}

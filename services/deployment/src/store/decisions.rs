@@ -50,7 +50,7 @@ fn from_row(r: &sea_orm::QueryResult) -> Result<Decision, Error> {
 /// Inserts decisions, skipping request ids already recorded; returns the ids inserted.
 pub async fn insert_many(tx: &WriteTx, ds: &[Decision]) -> Result<Vec<String>, Error> {
     let mut inserted = Vec::with_capacity(ds.len());
-    for chunk in ds.chunks(400) {
+    for chunk in steward_storage::rows::pow2_chunks(ds, 256) {
         let mut q = Query::insert()
             .into_table(T::Table)
             .columns(COLS)

@@ -123,7 +123,7 @@ async fn write_version_tags(tx: &WriteTx, v: &ModelVersion) -> Result<(), Error>
 pub async fn insert_many(tx: &WriteTx, rows: &[(&ModelVersion, &Lineage)]) -> Result<(), Error> {
     let mut cols: Vec<V> = COLS.to_vec();
     cols.push(V::LineageJson);
-    for chunk in rows.chunks(500) {
+    for chunk in steward_storage::rows::pow2_chunks(rows, 256) {
         let mut q = Query::insert()
             .into_table(V::Table)
             .columns(cols.clone())
@@ -145,7 +145,7 @@ pub async fn insert_many(tx: &WriteTx, rows: &[(&ModelVersion, &Lineage)]) -> Re
                 .map(move |(k, val)| (v.model.as_str(), v.version, k.as_str(), val.as_str()))
         })
         .collect();
-    for chunk in tagged.chunks(1000) {
+    for chunk in steward_storage::rows::pow2_chunks(&tagged, 512) {
         let mut q = Query::insert()
             .into_table(T::Table)
             .columns([T::Model, T::Version, T::Key, T::Value])
