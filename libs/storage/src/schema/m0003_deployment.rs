@@ -232,7 +232,7 @@ impl MigrationTrait for M0003Deployment {
         m.create_table(
             Table::create()
                 .table(DecisionRecords::Table)
-                .col(s(DecisionRecords::RequestId, 128).primary_key())
+                .col(s(DecisionRecords::RequestId, 200).primary_key())
                 .col(big(DecisionRecords::Time))
                 .col(s(DecisionRecords::Deployment, 128))
                 .col(big(DecisionRecords::Revision))

@@ -21,6 +21,9 @@ use crate::domain::Environment;
 type Result<T> = std::result::Result<Response<T>, Status>;
 type R<T> = std::result::Result<T, Status>;
 
+/// Longest decision key: a request id (at most 128) plus the `:shadow` suffix of shadow records.
+const MAX_DECISION_ID: usize = 200;
+
 /// The gRPC service.
 #[derive(Clone)]
 pub struct DeploymentApi {
@@ -630,8 +633,11 @@ impl DeploymentService for DeploymentApi {
         req: Request<pb::ExplainDecisionRequest>,
     ) -> Result<pb::DecisionExplanation> {
         let id = &req.get_ref().request_id;
-        if id.is_empty() || id.len() > 128 {
-            return Err(st(Error::invalid_field("request_id", "1-128 characters")));
+        if id.is_empty() || id.len() > MAX_DECISION_ID {
+            return Err(st(Error::invalid_field(
+                "request_id",
+                "1-200 characters (a request id, or {id}:shadow)",
+            )));
         }
         Ok(Response::new(convert::explanation(
             &self.app.explain(id).await.map_err(st)?,
@@ -643,8 +649,11 @@ impl DeploymentService for DeploymentApi {
         req: Request<pb::GetDecisionRequest>,
     ) -> Result<pb::DecisionRecord> {
         let id = &req.get_ref().request_id;
-        if id.is_empty() || id.len() > 128 {
-            return Err(st(Error::invalid_field("request_id", "1-128 characters")));
+        if id.is_empty() || id.len() > MAX_DECISION_ID {
+            return Err(st(Error::invalid_field(
+                "request_id",
+                "1-200 characters (a request id, or {id}:shadow)",
+            )));
         }
         Ok(Response::new(convert::decision(
             &self.app.get_decision(id).await.map_err(st)?,

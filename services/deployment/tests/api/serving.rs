@@ -145,6 +145,9 @@ async fn non_onnx_versions_are_forwarded_upstream_and_shadows_are_recorded_not_r
             .unwrap()
             .into_inner()
             .name;
+        // The longest request id a client may send (128) leaves room for the shadow's record.
+        let long = "x".repeat(128);
+        h.oip.model_infer(request(&dep, &long)).await.unwrap();
         let resp = h
             .oip
             .model_infer(request(&dep, "fwd-1"))
@@ -187,6 +190,21 @@ async fn non_onnx_versions_are_forwarded_upstream_and_shadows_are_recorded_not_r
         assert!(
             s.error.is_empty() && s.outputs_json.contains("score"),
             "{s:?}"
+        );
+        let mut long_shadow = false;
+        for _ in 0..100 {
+            let req = pb::GetDecisionRequest {
+                request_id: format!("{long}:shadow"),
+            };
+            if h.dep.get_decision(req).await.is_ok() {
+                long_shadow = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            long_shadow,
+            "{l}: the shadow of a 128-character id is recorded"
         );
         h.stop().await;
     }
