@@ -26,7 +26,7 @@ pub use page_token::{MAX_TOKEN_LEN, PageTokenCodec};
 pub use server::{GrpcServer, ServerConfig, bind};
 pub use signal::shutdown_signal;
 pub use status::{
-    ERROR_DOMAIN, INTERNAL_MESSAGE, IntoStatus, REMOTE_REASON_KEY, ResultExt, code_of, from_status,
-    kind_of, to_status,
+    ERROR_DOMAIN, INTERNAL_MESSAGE, IntoStatus, REMOTE_REASON_KEY, ResultExt, code_of,
+    from_peer_status, from_status, kind_of, to_status,
 };
 pub use timestamp::{MAX_MS, from_ts, ts};

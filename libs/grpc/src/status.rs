@@ -95,6 +95,17 @@ pub fn to_status(e: &Error) -> Status {
     Status::with_error_details(code, e.message.clone(), details)
 }
 
+/// The error of a failed call to another service: the peer's error as [`from_status`] reads
+/// it, except that an unreachable or timed-out peer becomes `UNAVAILABLE` with `reason` and
+/// `message` (the caller may retry), so callers see which dependency is down.
+pub fn from_peer_status(s: &Status, reason: &'static str, message: impl Into<String>) -> Error {
+    let err = from_status(s);
+    match err.kind {
+        ErrorKind::Unavailable | ErrorKind::DeadlineExceeded => Error::unavailable(reason, message),
+        _ => err,
+    }
+}
+
 /// The error a status from another Steward service (or any gRPC server) denotes, best effort:
 /// kind from the code, message, reason and metadata from `ErrorInfo`, violations from
 /// `BadRequest`. A reason that is not UPPER_SNAKE (or one too many distinct reasons) is kept in

@@ -153,3 +153,14 @@ pub fn reason(status: &tonic::Status) -> String {
         .map(|i| i.reason)
         .unwrap_or_default()
 }
+
+/// Installs tracing once per test process as `service` (warnings only), so spans carry trace
+/// ids as in the binaries.
+pub fn telemetry(service: &'static str) {
+    static ONCE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    ONCE.get_or_init(|| {
+        let mut cfg = steward_telemetry::TelemetryConfig::new(service);
+        cfg.log_filter = "warn".into();
+        std::mem::forget(steward_telemetry::init(&cfg).expect("telemetry"));
+    });
+}

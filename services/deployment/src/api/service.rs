@@ -109,6 +109,17 @@ fn url(u: &str, field: &str) -> R<()> {
     }
 }
 
+/// A decision key: a request id, or `{id}:shadow` for a shadow's record.
+fn decision_id(id: &str) -> R<()> {
+    if id.is_empty() || id.len() > MAX_DECISION_ID {
+        return Err(st(Error::invalid_field(
+            "request_id",
+            "1-200 characters (a request id, or {id}:shadow)",
+        )));
+    }
+    Ok(())
+}
+
 fn reason(s: &str, field: &str) -> R<()> {
     validate::text(field, s, 2000).map_err(st)
 }
@@ -633,12 +644,7 @@ impl DeploymentService for DeploymentApi {
         req: Request<pb::ExplainDecisionRequest>,
     ) -> Result<pb::DecisionExplanation> {
         let id = &req.get_ref().request_id;
-        if id.is_empty() || id.len() > MAX_DECISION_ID {
-            return Err(st(Error::invalid_field(
-                "request_id",
-                "1-200 characters (a request id, or {id}:shadow)",
-            )));
-        }
+        decision_id(id)?;
         Ok(Response::new(convert::explanation(
             &self.app.explain(id).await.map_err(st)?,
         )))
@@ -649,12 +655,7 @@ impl DeploymentService for DeploymentApi {
         req: Request<pb::GetDecisionRequest>,
     ) -> Result<pb::DecisionRecord> {
         let id = &req.get_ref().request_id;
-        if id.is_empty() || id.len() > MAX_DECISION_ID {
-            return Err(st(Error::invalid_field(
-                "request_id",
-                "1-200 characters (a request id, or {id}:shadow)",
-            )));
-        }
+        decision_id(id)?;
         Ok(Response::new(convert::decision(
             &self.app.get_decision(id).await.map_err(st)?,
         )))

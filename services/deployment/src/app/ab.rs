@@ -296,9 +296,9 @@ impl Deployments {
             request_id,
             &canonical(&(dep, id, winner, promote_best)),
         )?;
-        let res = self.ab_results(dep, id).await?;
         let chosen = if !winner.is_empty() {
-            if !res.test.variants.iter().any(|v| v == winner) {
+            let t = self.get_ab_test(dep, id).await?;
+            if !t.variants.iter().any(|v| v == winner) {
                 return Err(Error::invalid_field(
                     "winner",
                     format!("{winner:?} is not a variant of the test"),
@@ -306,6 +306,8 @@ impl Deployments {
             }
             winner.to_string()
         } else if promote_best {
+            // Only choosing the best needs the statistics.
+            let res = self.ab_results(dep, id).await?;
             res.comparisons
                 .iter()
                 .filter_map(|(v, r)| {

@@ -59,16 +59,11 @@ fn ms(t: &Option<prost_types::Timestamp>) -> i64 {
 }
 
 fn remote(e: tonic::Status, peer: &str) -> Error {
-    let err = steward_grpc::from_status(&e);
-    match err.kind {
-        steward_common::ErrorKind::Unavailable | steward_common::ErrorKind::DeadlineExceeded => {
-            Error::unavailable(
-                "PEER_UNAVAILABLE",
-                format!("the {peer} service is unavailable; retry later"),
-            )
-        }
-        _ => err,
-    }
+    steward_grpc::from_peer_status(
+        &e,
+        "PEER_UNAVAILABLE",
+        format!("the {peer} service is unavailable; retry later"),
+    )
 }
 
 /// The peers, over lazily connected channels.

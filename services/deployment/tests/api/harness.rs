@@ -57,15 +57,6 @@ pub async fn all() -> Vec<Harness> {
     v
 }
 
-fn telemetry() {
-    static ONCE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    ONCE.get_or_init(|| {
-        let mut cfg = steward_telemetry::TelemetryConfig::new("steward-deployment-test");
-        cfg.log_filter = "warn".into();
-        std::mem::forget(steward_telemetry::init(&cfg).expect("telemetry"));
-    });
-}
-
 /// Starts the services; `real` uses each configured real backend.
 pub async fn start(real: bool) -> Harness {
     start_with(real, true).await
@@ -74,7 +65,7 @@ pub async fn start(real: bool) -> Harness {
 /// [`start`]; without `relay` the deployment outbox is not relayed (as when the event bus is
 /// down) until [`Harness::start_relay`].
 pub async fn start_with(real: bool, relay: bool) -> Harness {
-    telemetry();
+    steward_runtime::testing::telemetry("steward-deployment-test");
     let dir = tempfile::tempdir().unwrap();
     let t = steward_runtime::testing::open(real, dir.path()).await;
     let mut cfg = Config::load(

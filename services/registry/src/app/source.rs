@@ -74,16 +74,11 @@ impl TrackingRunSource {
 }
 
 fn remote(e: tonic::Status, what: &str) -> Error {
-    let err = steward_grpc::from_status(&e);
-    match err.kind {
-        steward_common::ErrorKind::Unavailable | steward_common::ErrorKind::DeadlineExceeded => {
-            Error::unavailable(
-                "TRACKING_UNAVAILABLE",
-                format!("the tracking service is unavailable ({what}); retry later"),
-            )
-        }
-        _ => err,
-    }
+    steward_grpc::from_peer_status(
+        &e,
+        "TRACKING_UNAVAILABLE",
+        format!("the tracking service is unavailable ({what}); retry later"),
+    )
 }
 
 #[tonic::async_trait]
@@ -164,6 +159,25 @@ impl RunSource for TrackingRunSource {
     }
 }
 
+/// One page of the run's artifacts under `prefix`.
+async fn list_page(
+    client: &mut TrackingServiceClient<TracedChannel>,
+    run: &str,
+    prefix: &str,
+    page_token: String,
+) -> Result<tpb::ListArtifactsResponse, Error> {
+    Ok(client
+        .list_artifacts(tpb::ListArtifactsRequest {
+            run: run.to_string(),
+            prefix: prefix.to_string(),
+            page_size: 1000,
+            page_token,
+        })
+        .await
+        .map_err(|s| remote(s, "ListArtifacts"))?
+        .into_inner())
+}
+
 /// Every file under the directory `path` (relative paths), or the file `path` itself.
 async fn list_files(
     client: &mut TrackingServiceClient<TracedChannel>,
@@ -174,16 +188,7 @@ async fn list_files(
     let mut out = Vec::new();
     let mut token = String::new();
     loop {
-        let resp = client
-            .list_artifacts(tpb::ListArtifactsRequest {
-                run: run.to_string(),
-                prefix: dir.clone(),
-                page_size: 1000,
-                page_token: token,
-            })
-            .await
-            .map_err(|s| remote(s, "ListArtifacts"))?
-            .into_inner();
+        let resp = list_page(client, run, &dir, token).await?;
         for a in resp.artifacts {
             let rel = a.path.strip_prefix(&dir).unwrap_or(&a.path).to_string();
             out.push((rel, a.sha256));
@@ -207,18 +212,9 @@ async fn list_files(
         };
         let mut token = String::new();
         loop {
-            let resp = client
-                .list_artifacts(tpb::ListArtifactsRequest {
-                    run: run.to_string(),
-                    prefix: parent.clone(),
-                    page_size: 1000,
-                    page_token: token,
-                })
-                .await
-                .map_err(|s| remote(s, "ListArtifacts"))?
-                .into_inner();
+            let resp = list_page(client, run, &parent, token).await?;
             if let Some(a) = resp.artifacts.iter().find(|a| a.path == path) {
-                out.push((file.clone(), a.sha256.clone()));
+                out.push((file, a.sha256.clone()));
                 break;
             }
             if resp.next_page_token.is_empty() {

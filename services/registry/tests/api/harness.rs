@@ -58,18 +58,9 @@ pub async fn all() -> Vec<Harness> {
     v
 }
 
-fn telemetry() {
-    static ONCE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    ONCE.get_or_init(|| {
-        let mut cfg = steward_telemetry::TelemetryConfig::new("steward-registry-test");
-        cfg.log_filter = "warn".into();
-        std::mem::forget(steward_telemetry::init(&cfg).expect("telemetry"));
-    });
-}
-
 /// Starts the services; `real` uses each configured real backend.
 pub async fn start(real: bool) -> Harness {
-    telemetry();
+    steward_runtime::testing::telemetry("steward-registry-test");
     let dir = tempfile::tempdir().unwrap();
     let t = steward_runtime::testing::open(real, dir.path()).await;
     let mut cfg = Config::load(

@@ -220,24 +220,13 @@ pub async fn list<C: ConnectionTrait>(
     }
     let order = if desc { Order::Desc } else { Order::Asc };
     if let Some(cur) = cursor {
-        let sort_expr: Expr = match &cur.sort {
-            SortVal::Int(v) => Expr::val(*v),
-            SortVal::Str(s) => Expr::val(s.as_str()),
-            SortVal::Num(v) => Expr::val(*v),
-        };
-        let c_col = Expr::col((x.clone(), col));
-        let id_col = Expr::col((x.clone(), E::Id));
-        let after = if desc {
-            c_col
-                .clone()
-                .lt(sort_expr.clone())
-                .or(c_col.eq(sort_expr).and(id_col.lt(cur.id.as_str())))
-        } else {
-            c_col
-                .clone()
-                .gt(sort_expr.clone())
-                .or(c_col.eq(sort_expr).and(id_col.gt(cur.id.as_str())))
-        };
+        let after = steward_storage::rows::after(
+            Expr::col((x.clone(), col)),
+            Expr::col((x.clone(), E::Id)),
+            &cur.sort,
+            Expr::val(cur.id.as_str()),
+            desc,
+        );
         q.and_where(after);
     }
     q.order_by((x.clone(), col), order.clone())

@@ -24,26 +24,7 @@ use crate::domain::Lifecycle;
 use crate::domain::filter::{Attr, DatasetField, Field, Filter, OrderKey, Test};
 use steward_storage::filter_sql::apply_test;
 
-/// A sort value remembered in a cursor.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum SortVal {
-    /// Integer (times, status).
-    Int(i64),
-    /// Float (metrics).
-    Num(f64),
-    /// Text.
-    Str(String),
-}
-
-impl SortVal {
-    fn expr(&self) -> Expr {
-        match self {
-            SortVal::Int(v) => Expr::val(*v),
-            SortVal::Num(v) => Expr::val(*v),
-            SortVal::Str(s) => Expr::val(s.as_str()),
-        }
-    }
-}
+pub use steward_storage::rows::SortVal;
 
 /// Keyset position in a run search.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

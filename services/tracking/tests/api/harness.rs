@@ -30,19 +30,9 @@ pub async fn all() -> Vec<Harness> {
     v
 }
 
-/// Installs tracing once per test process (so spans carry trace ids, as in the binaries).
-fn telemetry() {
-    static ONCE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    ONCE.get_or_init(|| {
-        let mut cfg = steward_telemetry::TelemetryConfig::new("steward-tracking-test");
-        cfg.log_filter = "warn".into();
-        std::mem::forget(steward_telemetry::init(&cfg).expect("telemetry"));
-    });
-}
-
 /// Starts the service; `real` uses each configured real backend.
 pub async fn start(real: bool) -> Harness {
-    telemetry();
+    steward_runtime::testing::telemetry("steward-tracking-test");
     let dir = tempfile::tempdir().unwrap();
     let t = steward_runtime::testing::open(real, dir.path()).await;
     let (backends, db) = (t.backends, t.db);
