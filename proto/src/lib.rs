@@ -37,6 +37,13 @@ pub mod steward {
             include!(concat!(env!("OUT_DIR"), "/steward.events.v1.rs"));
         }
     }
+    /// `steward.monitoring.v1`: baselines, monitors, drift reports, performance and alerts.
+    pub mod monitoring {
+        /// Version 1.
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/steward.monitoring.v1.rs"));
+        }
+    }
     /// `steward.registry.v1`: registered models, versions, lineage, aliases and approvals.
     pub mod registry {
         /// Version 1.
@@ -56,5 +63,6 @@ pub mod steward {
 pub use steward::audit::v1 as audit;
 pub use steward::deployment::v1 as deployment;
 pub use steward::events::v1 as events;
+pub use steward::monitoring::v1 as monitoring;
 pub use steward::registry::v1 as registry;
 pub use steward::tracking::v1 as tracking;

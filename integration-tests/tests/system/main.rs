@@ -10,6 +10,7 @@
 //! - [`registry_cli`]: `steward models|versions|alias|approve ...` against a running server.
 //! - [`deployment_cli`]: `steward deploy|rollout|ab|explain|deployments|environments ...`
 //!   against a running server, on the demo ONNX model.
+//! - [`monitoring_cli`]: `steward baselines|monitors|drift|alerts ...` against a running server.
 //! - [`python_client`]: `clients/python/example.py` end to end (`STEWARD_TEST_PYTHON`).
 //!
 //! [`support::binaries`] explains how the binaries are found and built. Every child process is
@@ -21,6 +22,7 @@ mod cli;
 mod deployment_cli;
 mod distributed;
 mod embedded;
+mod monitoring_cli;
 mod otel;
 mod python_client;
 mod registry_cli;

@@ -61,6 +61,7 @@ pub(crate) fn apply(
                 cfg.decision_input_retention_days = Some(parse_num(key, value)?)
             }
             "ROLLOUT_TICK_MS" => cfg.rollout_tick_ms = Some(parse_num(key, value)?),
+            "MONITOR_TICK_MS" => cfg.monitor_tick_ms = Some(parse_num(key, value)?),
             // Read by other layers (CLI, logging, tests), not by the service config.
             "ADDR" | "ACTOR" | "TOKEN" | "LOG" | "LOG_FORMAT" | "CONFIG" => {}
             _ if name.starts_with("TEST_") => {}

@@ -60,6 +60,8 @@ pub struct FileConfig {
     pub decision_input_retention_days: Option<u32>,
     /// How often the rollout controller runs, ms.
     pub rollout_tick_ms: Option<u64>,
+    /// How often monitoring closes due windows and evaluates rules, ms.
+    pub monitor_tick_ms: Option<u64>,
 }
 
 impl FileConfig {
@@ -191,6 +193,14 @@ impl FileConfig {
                 "must be at least 1",
             ));
         }
+        let monitor_tick_ms = self.monitor_tick_ms.unwrap_or(1000);
+        if !(10..=600_000).contains(&monitor_tick_ms) {
+            return Err(ConfigError::new(
+                "setting",
+                "monitor_tick_ms",
+                "must be between 10 and 600000",
+            ));
+        }
         let rollout_tick_ms = self.rollout_tick_ms.unwrap_or(500);
         if !(10..=600_000).contains(&rollout_tick_ms) {
             return Err(ConfigError::new(
@@ -203,6 +213,7 @@ impl FileConfig {
             decision_sample_rate,
             decision_input_retention_days,
             rollout_tick_ms,
+            monitor_tick_ms,
             listen,
             data_dir,
             database_url,

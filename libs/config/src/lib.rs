@@ -123,6 +123,8 @@ pub struct Config {
     pub decision_input_retention_days: u32,
     /// How often the rollout controller runs, ms (default 500).
     pub rollout_tick_ms: u64,
+    /// How often monitoring closes due windows and evaluates alert rules, ms (default 1000).
+    pub monitor_tick_ms: u64,
 }
 
 /// Values given on the command line; `None` leaves the lower layers' value.

@@ -164,3 +164,115 @@ pub fn telemetry(service: &'static str) {
         std::mem::forget(steward_telemetry::init(&cfg).expect("telemetry"));
     });
 }
+
+/// Registers model `model` with `n` READY versions of `model_bytes` (an ONNX file), each from
+/// its own run (dataset "transactions", git commit `c0ffee{i}`), through the tracking and
+/// registry APIs on `channel` as actor "alice".
+pub async fn onnx_model_with_versions(
+    channel: tonic::transport::Channel,
+    model: &str,
+    n: usize,
+    model_bytes: &'static [u8],
+) {
+    use steward_proto::registry as rpb;
+    use steward_proto::tracking as tpb;
+    let alice = |mut r: tonic::Request<()>| {
+        r.metadata_mut().insert(
+            "x-steward-actor",
+            tonic::metadata::MetadataValue::from_static("alice"),
+        );
+        Ok(r)
+    };
+    let mut reg = rpb::registry_service_client::RegistryServiceClient::with_interceptor(
+        channel.clone(),
+        alice,
+    );
+    let mut tracking =
+        tpb::tracking_service_client::TrackingServiceClient::with_interceptor(channel, alice);
+    reg.create_registered_model(rpb::CreateRegisteredModelRequest {
+        registered_model: Some(rpb::RegisteredModel {
+            name: model.to_string(),
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    })
+    .await
+    .expect("create model");
+    let exp = tracking
+        .create_experiment(tpb::CreateExperimentRequest {
+            experiment: Some(tpb::Experiment {
+                display_name: format!("e-{model}"),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("create experiment")
+        .into_inner();
+    for i in 0..n {
+        let run = tracking
+            .create_run(tpb::CreateRunRequest {
+                parent: exp.name.clone(),
+                run: Some(tpb::Run {
+                    run_name: format!("train-{i}"),
+                    tags: [(
+                        "steward.source.git_commit".to_string(),
+                        format!("c0ffee{i}"),
+                    )]
+                    .into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .expect("create run")
+            .into_inner();
+        tracking
+            .log_run_inputs(tpb::LogRunInputsRequest {
+                run: run.name.clone(),
+                inputs: vec![tpb::DatasetInput {
+                    dataset: Some(tpb::Dataset {
+                        name: "transactions".into(),
+                        digest: format!("sha256:{}", "e".repeat(64)),
+                        ..Default::default()
+                    }),
+                    context: "training".into(),
+                }],
+                request_id: String::new(),
+            })
+            .await
+            .expect("log inputs");
+        let msgs = vec![
+            tpb::UploadArtifactRequest {
+                part: Some(tpb::upload_artifact_request::Part::Header(
+                    tpb::ArtifactHeader {
+                        run: run.name.clone(),
+                        path: "model/model.onnx".into(),
+                        ..Default::default()
+                    },
+                )),
+            },
+            tpb::UploadArtifactRequest {
+                part: Some(tpb::upload_artifact_request::Part::Chunk(
+                    model_bytes.to_vec().into(),
+                )),
+            },
+        ];
+        tracking
+            .upload_artifact(futures::stream::iter(msgs))
+            .await
+            .expect("upload model");
+        reg.create_model_version(rpb::CreateModelVersionRequest {
+            parent: format!("registeredModels/{model}"),
+            model_version: Some(rpb::ModelVersion {
+                source_run: run.name,
+                artifact_path: "model".into(),
+                format: "onnx".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("create version");
+    }
+}

@@ -8,7 +8,8 @@
 //! `registered_model_tags`, `model_versions`, `model_version_tags`, `model_aliases`,
 //! `model_alias_history`, `model_version_reviews` and `model_policies`. The deployment service writes
 //! `environments`, `deployments`, `deployment_revisions`, `deployment_versions`, `rollouts`,
-//! `ab_tests`, `ab_outcomes` and `decision_records`.
+//! `ab_tests`, `ab_outcomes` and `decision_records`. The monitoring service writes the `monitor_*`
+//! tables and `monitors`.
 //!
 //! Times are `BIGINT` milliseconds since the Unix epoch (UTC).
 
@@ -17,10 +18,12 @@ use sea_orm::DeriveIden;
 mod m0001_init;
 mod m0002_registry;
 mod m0003_deployment;
+mod m0004_monitoring;
 
 pub(crate) use m0001_init::M0001Init;
 pub(crate) use m0002_registry::M0002Registry;
 pub(crate) use m0003_deployment::M0003Deployment;
+pub(crate) use m0004_monitoring::M0004Monitoring;
 
 /// `experiments`
 #[derive(DeriveIden, Clone, Copy)]
@@ -462,4 +465,187 @@ pub enum DecisionRecords {
     LatencyUs,
     Error,
     RoutingKey,
+}
+
+/// `monitor_baselines`: training baselines (summary JSON + exact reference columns, LZ4).
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum MonitorBaselines {
+    Table,
+    Id,
+    ModelVersion,
+    Source,
+    NumRows,
+    SummaryJson,
+    Data,
+    Creator,
+    CreateTime,
+}
+
+/// `monitors`: what is monitored and how (spec JSON); `next_seq` numbers predictions for count
+/// windows under the row lock.
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum Monitors {
+    Table,
+    Id,
+    Description,
+    Deployment,
+    Baseline,
+    SpecJson,
+    NextSeq,
+    Creator,
+    CreateTime,
+    UpdateTime,
+    Revision,
+}
+
+/// `monitor_chunks`: the feature values of a window, as compressed column chunks.
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum MonitorChunks {
+    Table,
+    Id,
+    Monitor,
+    Window,
+    Rows,
+    Data,
+}
+
+/// `monitor_windows`: every window of every monitor (state 0 open, 1 closed) and its report.
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum MonitorWindows {
+    Table,
+    Monitor,
+    Number,
+    StartTime,
+    EndTime,
+    Rows,
+    State,
+    DatasetDrift,
+    DriftShare,
+    ReportJson,
+    CloseTime,
+}
+
+/// `monitor_predictions`: one row per prediction (feedback joins on the request id).
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum MonitorPredictions {
+    Table,
+    Monitor,
+    RequestId,
+    Time,
+    Window,
+    Variant,
+    ModelVersion,
+    PredNum,
+    PredCat,
+    LatencyUs,
+    Error,
+}
+
+/// `monitor_feedback`: ground truth by request id.
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum MonitorFeedback {
+    Table,
+    Monitor,
+    RequestId,
+    LabelNum,
+    LabelCat,
+    Time,
+}
+
+/// `monitor_kpis`: business KPI values.
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum MonitorKpis {
+    Table,
+    Id,
+    Monitor,
+    Name,
+    Value,
+    RequestId,
+    Time,
+}
+
+/// `monitor_series`: every evaluated metric value over time.
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum MonitorSeries {
+    Table,
+    Id,
+    Monitor,
+    Metric,
+    Time,
+    Window,
+    Value,
+}
+
+/// `monitor_rules`: alert rules (`pending_since`: when the condition started holding).
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum MonitorRules {
+    Table,
+    Monitor,
+    Id,
+    Metric,
+    Comparator,
+    Threshold,
+    WindowMs,
+    HoldMs,
+    Severity,
+    ChannelsJson,
+    PendingSince,
+    CreateTime,
+}
+
+/// `monitor_alerts`: alerts (state 1 firing, 2 resolved).
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum MonitorAlerts {
+    Table,
+    Id,
+    Monitor,
+    Rule,
+    Deployment,
+    State,
+    Severity,
+    Metric,
+    Value,
+    Threshold,
+    Reason,
+    FireTime,
+    ResolveTime,
+    OpenKey,
+}
+
+/// `monitor_channels`: notification webhooks.
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum MonitorChannels {
+    Table,
+    Id,
+    Url,
+    Secret,
+    AllowPrivate,
+    CreateTime,
+}
+
+/// `monitor_deliveries`: webhook calls waiting, delivered (1) or given up (2), with retries.
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum MonitorDeliveries {
+    Table,
+    Id,
+    Channel,
+    Kind,
+    Payload,
+    Attempts,
+    NextAttempt,
+    State,
+    LastError,
+    CreateTime,
 }

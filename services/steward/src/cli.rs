@@ -6,10 +6,12 @@ use clap::{Args, Parser, Subcommand};
 
 mod audit;
 mod deployment;
+mod monitoring;
 mod registry;
 
 pub use audit::AuditCmd;
 pub use deployment::{AbCmd, DeployArgs, DeploymentsCmd, EnvironmentsCmd, ExplainArgs, RolloutCmd};
+pub use monitoring::{AlertsCmd, BaselinesCmd, CmpArg, DriftCmd, MonitorsCmd, StateArg, TaskArg};
 pub use registry::{AliasCmd, ApproveArgs, ModelsCmd, VersionsCmd};
 
 /// Steward: ML model management (experiment tracking, registry, deployment, monitoring).
@@ -171,6 +173,34 @@ pub enum Command {
     Environments {
         #[command(subcommand)]
         cmd: EnvironmentsCmd,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Training baselines of monitors.
+    Baselines {
+        #[command(subcommand)]
+        cmd: BaselinesCmd,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Monitors: drift, performance and alerts of live predictions.
+    Monitors {
+        #[command(subcommand)]
+        cmd: MonitorsCmd,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Drift reports of monitor windows.
+    Drift {
+        #[command(subcommand)]
+        cmd: DriftCmd,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Alerts and alert rules.
+    Alerts {
+        #[command(subcommand)]
+        cmd: AlertsCmd,
         #[command(flatten)]
         client: ClientArgs,
     },

@@ -11,6 +11,7 @@ mod experiments;
 mod explain;
 mod lineage;
 mod models;
+mod monitoring;
 pub(crate) mod names;
 mod output;
 pub(crate) mod plan;
@@ -47,6 +48,10 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Explain { args, client } => explain::run(args, &client).await,
         Command::Deployments { cmd, client } => deployments::run(cmd, &client).await,
         Command::Environments { cmd, client } => deployments::environments(cmd, &client).await,
+        Command::Baselines { cmd, client } => monitoring::baselines(cmd, &client).await,
+        Command::Monitors { cmd, client } => monitoring::monitors(cmd, &client).await,
+        Command::Drift { cmd, client } => monitoring::drift(cmd, &client).await,
+        Command::Alerts { cmd, client } => monitoring::alerts(cmd, &client).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -98,6 +103,17 @@ pub(crate) type DeploymentClient =
 /// A deployment client for the CLI (same server, same port), with the token and actor attached.
 pub(crate) async fn deployment_client(c: &ClientArgs) -> anyhow::Result<DeploymentClient> {
     Ok(DeploymentClient::new(channel(c).await?).max_decoding_message_size(MAX_DECODE))
+}
+
+/// The CLI's monitoring client type.
+pub(crate) type MonitoringClient =
+    steward_proto::monitoring::monitoring_service_client::MonitoringServiceClient<CliChannel>;
+
+/// A monitoring client for the CLI (same server, same port), with the token and actor attached.
+pub(crate) async fn monitoring_client(c: &ClientArgs) -> anyhow::Result<MonitoringClient> {
+    Ok(MonitoringClient::new(channel(c).await?)
+        .max_decoding_message_size(MAX_DECODE)
+        .max_encoding_message_size(MAX_DECODE))
 }
 
 /// The CLI's Open Inference Protocol client type.

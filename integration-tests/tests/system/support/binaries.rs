@@ -8,7 +8,8 @@
 //! `cargo test -p steward-integration-tests` does not build other packages' binaries, and binaries
 //! left over from an earlier build may be older than the sources. So, once per test process,
 //! before the first binary is used, the tests run
-//! `cargo build -p steward -p steward-tracking -p steward-registry` in the workspace with the tests' own profile,
+//! `cargo build -p steward -p steward-tracking -p steward-registry -p steward-deployment
+//! -p steward-monitoring` in the workspace with the tests' own profile,
 //! using `$CARGO` (set by `cargo test`) or else `cargo` from `PATH`. When the binaries are up to
 //! date this is a no-op that takes well under a second; otherwise it builds them (a few minutes
 //! when cold), so the tests never run a missing or stale binary. Cargo releases its
@@ -31,6 +32,8 @@ pub const STEWARD_TRACKING: &str = "steward-tracking";
 pub const STEWARD_REGISTRY: &str = "steward-registry";
 /// The deployment service (and inference front door) alone (distributed mode).
 pub const STEWARD_DEPLOYMENT: &str = "steward-deployment";
+/// The monitoring service alone (distributed mode).
+pub const STEWARD_MONITORING: &str = "steward-monitoring";
 
 /// Path of `name` (one of [`STEWARD`], [`STEWARD_TRACKING`], [`STEWARD_REGISTRY`]), built first
 /// if needed.
@@ -40,7 +43,7 @@ pub fn path(name: &str) -> PathBuf {
     let exe = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         exe.is_file(),
-        "{} is missing after `cargo build -p steward -p steward-tracking -p steward-registry`",
+        "{} is missing after `cargo build` of the service packages",
         exe.display()
     );
     exe
@@ -104,6 +107,10 @@ fn build() -> PathBuf {
         STEWARD_TRACKING,
         "-p",
         STEWARD_REGISTRY,
+        "-p",
+        STEWARD_DEPLOYMENT,
+        "-p",
+        STEWARD_MONITORING,
     ]);
     match dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") | None => {}
@@ -119,13 +126,11 @@ fn build() -> PathBuf {
         Ok(out) if out.status.success() => {
             let took = started.elapsed();
             if took.as_secs() >= 5 {
-                eprintln!(
-                    "built {STEWARD}, {STEWARD_TRACKING} and {STEWARD_REGISTRY} in {took:.1?}"
-                );
+                eprintln!("built the Steward binaries in {took:.1?}");
             }
         }
         Ok(out) => panic!(
-            "`{} build -p {STEWARD} -p {STEWARD_TRACKING} -p {STEWARD_REGISTRY}` failed ({}):\n{}",
+            "`{} build` of the Steward binaries failed ({}):\n{}",
             Path::new(&cargo).display(),
             out.status,
             String::from_utf8_lossy(&out.stderr)

@@ -99,6 +99,7 @@ fn to_pb(d: &Decision) -> PbDecision {
         input_digest: d.input_digest.clone(),
         inputs_json: d.inputs_json.clone().unwrap_or_default(),
         outputs_json: d.outputs_json.clone(),
+        monitor_inputs_json: d.event_inputs_json.clone(),
         latency_us: d.latency_us,
         error: d.error.clone(),
     }

@@ -136,6 +136,7 @@ impl Deployments {
             input_digest: String::new(),
             inputs_json: None,
             inputs_erased: false,
+            event_inputs_json: String::new(),
             outputs_json: String::new(),
             latency_us: started.elapsed().as_micros() as i64,
             error: String::new(),

@@ -203,8 +203,10 @@ impl Deployments {
             routed.variant = v;
         }
         let digest = tensor::canonical_digest(&inputs);
+        // Every decision's inputs ride on the event for monitoring; only a sample is stored.
+        let event_inputs_json = tensor::to_json(&inputs).to_string();
         let inputs_json = sampled(self.settings.input_sample_rate, &request_id)
-            .then(|| tensor::to_json(&inputs).to_string());
+            .then(|| event_inputs_json.clone());
         if let Some(shadow) = routed.shadow.clone() {
             let this = self.clone();
             let (r, inputs, req, id, key, ctx) = (
@@ -237,6 +239,7 @@ impl Deployments {
             input_digest: digest,
             inputs_json,
             inputs_erased: false,
+            event_inputs_json,
             outputs_json: result
                 .as_ref()
                 .map(|o| tensor::to_json(o).to_string())
@@ -291,6 +294,7 @@ impl Deployments {
             input_digest: digest,
             inputs_json: None,
             inputs_erased: false,
+            event_inputs_json: String::new(),
             outputs_json: result
                 .as_ref()
                 .map(|o| tensor::to_json(o).to_string())

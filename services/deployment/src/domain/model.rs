@@ -281,6 +281,9 @@ pub struct Decision {
     pub inputs_json: Option<String>,
     /// Inputs erased on request.
     pub inputs_erased: bool,
+    /// Every ModelInfer decision's inputs (JSON), for the event monitoring consumes; never
+    /// stored in the decision table ("" when none).
+    pub event_inputs_json: String,
     /// Outputs JSON or "".
     pub outputs_json: String,
     /// Latency, µs.

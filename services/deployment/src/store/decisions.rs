@@ -40,6 +40,7 @@ fn from_row(r: &sea_orm::QueryResult) -> Result<Decision, Error> {
         input_digest: get(r, "input_digest")?,
         inputs_json: get(r, "inputs_json")?,
         inputs_erased: get::<i16>(r, "inputs_erased")? != 0,
+        event_inputs_json: String::new(),
         outputs_json: get(r, "outputs_json")?,
         latency_us: get(r, "latency_us")?,
         error: get(r, "error")?,

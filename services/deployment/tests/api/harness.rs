@@ -8,8 +8,6 @@ use steward_proto::deployment::deployment_service_client::DeploymentServiceClien
 use steward_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use steward_proto::registry as rpb;
 use steward_proto::registry::registry_service_client::RegistryServiceClient;
-use steward_proto::tracking as tpb;
-use steward_proto::tracking::tracking_service_client::TrackingServiceClient;
 use steward_runtime::Backends;
 use steward_storage::testing::TestDb;
 use tonic::metadata::MetadataValue;
@@ -38,8 +36,8 @@ pub struct Harness {
     pub reg: RegistryServiceClient<InterceptedService<Channel, As>>,
     pub bob: RegistryServiceClient<InterceptedService<Channel, As>>,
     pub oip: GrpcInferenceServiceClient<Channel>,
-    pub tracking: TrackingServiceClient<Channel>,
     pub backends: Backends,
+    channel: Channel,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -119,7 +117,7 @@ pub async fn start_with(real: bool, relay: bool) -> Harness {
         reg: RegistryServiceClient::with_interceptor(channel.clone(), As("alice")),
         bob: RegistryServiceClient::with_interceptor(channel.clone(), As("bob")),
         oip: GrpcInferenceServiceClient::new(channel.clone()),
-        tracking: TrackingServiceClient::new(channel),
+        channel,
         backends: t.backends,
         stop: Some(tx),
         task: Some(task),
@@ -159,96 +157,13 @@ impl Harness {
     /// code version); returns the model id.
     pub async fn model_with_versions(&mut self, n: usize) -> String {
         let model = format!("fraud-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        self.reg
-            .create_registered_model(rpb::CreateRegisteredModelRequest {
-                registered_model: Some(rpb::RegisteredModel {
-                    name: model.clone(),
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
-            .await
-            .unwrap();
-        let exp = self
-            .tracking
-            .create_experiment(tpb::CreateExperimentRequest {
-                experiment: Some(tpb::Experiment {
-                    display_name: format!("e-{model}"),
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        for i in 0..n {
-            let run = self
-                .tracking
-                .create_run(tpb::CreateRunRequest {
-                    parent: exp.name.clone(),
-                    run: Some(tpb::Run {
-                        run_name: format!("train-{i}"),
-                        tags: [(
-                            "steward.source.git_commit".to_string(),
-                            format!("c0ffee{i}"),
-                        )]
-                        .into(),
-                        ..Default::default()
-                    }),
-                    request_id: String::new(),
-                })
-                .await
-                .unwrap()
-                .into_inner();
-            self.tracking
-                .log_run_inputs(tpb::LogRunInputsRequest {
-                    run: run.name.clone(),
-                    inputs: vec![tpb::DatasetInput {
-                        dataset: Some(tpb::Dataset {
-                            name: "transactions".into(),
-                            digest: format!("sha256:{}", "e".repeat(64)),
-                            ..Default::default()
-                        }),
-                        context: "training".into(),
-                    }],
-                    request_id: String::new(),
-                })
-                .await
-                .unwrap();
-            let msgs = vec![
-                tpb::UploadArtifactRequest {
-                    part: Some(tpb::upload_artifact_request::Part::Header(
-                        tpb::ArtifactHeader {
-                            run: run.name.clone(),
-                            path: "model/model.onnx".into(),
-                            ..Default::default()
-                        },
-                    )),
-                },
-                tpb::UploadArtifactRequest {
-                    part: Some(tpb::upload_artifact_request::Part::Chunk(
-                        steward_deployment::infer::DEMO_MODEL.to_vec().into(),
-                    )),
-                },
-            ];
-            self.tracking
-                .upload_artifact(tokio_stream::iter(msgs))
-                .await
-                .unwrap();
-            self.reg
-                .create_model_version(rpb::CreateModelVersionRequest {
-                    parent: format!("registeredModels/{model}"),
-                    model_version: Some(rpb::ModelVersion {
-                        source_run: run.name,
-                        artifact_path: "model".into(),
-                        format: "onnx".into(),
-                        ..Default::default()
-                    }),
-                    request_id: String::new(),
-                })
-                .await
-                .unwrap();
-        }
+        steward_runtime::testing::onnx_model_with_versions(
+            self.channel.clone(),
+            &model,
+            n,
+            steward_deployment::infer::DEMO_MODEL,
+        )
+        .await;
         model
     }
 

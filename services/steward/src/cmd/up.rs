@@ -32,6 +32,7 @@ pub async fn up(listen: Option<String>, no_migrate: bool, s: ServerArgs) -> anyh
     let relay = b.start_relay(steward_tracking::app::SERVICE);
     let registry_relay = b.start_relay(steward_registry::app::SERVICE);
     let deployment_relay = b.start_relay(steward_deployment::app::SERVICE);
+    let monitoring_relay = b.start_relay(steward_monitoring::app::SERVICE);
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| {
@@ -63,6 +64,9 @@ pub async fn up(listen: Option<String>, no_migrate: bool, s: ServerArgs) -> anyh
     let deployment = steward_deployment::server::services(&b, &cfg, &registry_url, &tracking_url)
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let monitoring = steward_monitoring::server::services(&b, &cfg, Some(&tracking_url))
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     println!("Steward is up: gRPC on {addr} (health and reflection on)");
     println!("  database:  {}", redact_url(&cfg.database_url));
     println!("  artifacts: {}", b.objects.describe());
@@ -80,19 +84,21 @@ pub async fn up(listen: Option<String>, no_migrate: bool, s: ServerArgs) -> anyh
     let server = GrpcServer::new(tracking::server_config(&cfg))
         .file_descriptor_set(steward_proto::FILE_DESCRIPTOR_SET)
         .add_streaming_methods(STREAMING_METHODS)
+        .add_streaming_methods(steward_monitoring::server::STREAMING_METHODS)
         .add_service(tracking::service(&b, &cfg))
         .add_service(registry.registry)
         .add_service(registry.audit)
         .add_service(deployment.deployment)
-        .add_service(deployment.inference);
+        .add_service(deployment.inference)
+        .add_service(monitoring.monitoring);
     let result = server
         .serve(listener, steward_grpc::shutdown_signal())
         .await;
     registry.invalidator.abort();
-    for t in deployment.tasks {
+    for t in deployment.tasks.into_iter().chain(monitoring.tasks) {
         t.abort();
     }
-    for relay in [relay, registry_relay, deployment_relay] {
+    for relay in [relay, registry_relay, deployment_relay, monitoring_relay] {
         if let Err(e) = relay.shutdown().await {
             tracing::warn!(error = %e, "outbox relay did not drain before shutdown; pending events are relayed at the next start");
         }
