@@ -6,12 +6,14 @@
 //! cargo run --release -p steward-bench -- tracking [--addr ADDR] [--backend sqlite|postgres] [--quick]
 //! cargo run --release -p steward-bench -- registry [--addr ADDR] [--backend sqlite|postgres] [--quick]
 //! cargo run --release -p steward-bench -- deployment [--addr ADDR] [--backend sqlite|postgres] [--quick]
+//! cargo run --release -p steward-bench -- monitoring [--addr ADDR] [--backend sqlite|postgres] [--quick] [--no-evidently]
 //! ```
 //!
 //! Without `--addr` the suite starts the `steward` binary beside this executable as a child
 //! process and measures its memory; it prints a table, then one JSON line per figure.
 
 mod deployment;
+mod monitoring;
 mod procfs;
 mod registry;
 mod report;
@@ -46,6 +48,15 @@ enum Suite {
     /// 64 in flight), the 90/10 split over distinct keys, ModelInfer throughput on the demo
     /// ONNX model, server memory.
     Deployment(Opts),
+    /// Monitoring: prediction ingest into windows, the drift report of a 1,000,000-row window
+    /// (20 numeric + 10 categorical features), Evidently's report on the same data beside it.
+    Monitoring {
+        #[command(flatten)]
+        opts: Opts,
+        /// Skip the Evidently comparison (which creates a Python venv with Evidently once).
+        #[arg(long)]
+        no_evidently: bool,
+    },
 }
 
 /// Options every suite takes.
@@ -132,6 +143,7 @@ async fn main() -> ExitCode {
             Suite::Tracking(opts) => tracking::run(&opts).await,
             Suite::Registry(opts) => registry::run(&opts).await,
             Suite::Deployment(opts) => deployment::run(&opts).await,
+            Suite::Monitoring { opts, no_evidently } => monitoring::run(&opts, !no_evidently).await,
         }
     };
     // Ctrl-C drops the suite future, whose guards stop the server and drop its database.
