@@ -9,6 +9,13 @@ pub mod testing;
 
 pub use service_main::service_main;
 
+/// Every process that links the runtime (the service binaries, `steward`, the tests) allocates
+/// with mimalloc. With glibc's allocator, the memory of a large drift report, computed on
+/// short-lived threads, stayed in per-thread arenas after the report was done (server RSS grew
+/// by ~0.5 GB per 1M-row report); mimalloc returns it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::Duration;
 

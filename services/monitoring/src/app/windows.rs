@@ -11,7 +11,7 @@ use super::{Ctx, Monitoring, SERVICE};
 use crate::domain::perf::Performance;
 use crate::domain::report::{self, DriftReport};
 use crate::domain::rules::Metric;
-use crate::domain::{Chunk, Monitor, WindowSize};
+use crate::domain::{Monitor, WindowSize};
 use crate::store::windows::WindowRow;
 use crate::store::{self, alerts as astore, channels as cstore, windows as wstore};
 
@@ -58,20 +58,14 @@ impl Monitoring {
                 // Beyond the exact size: one chunk at a time into sketches.
                 let mut acc = report::Accumulator::new(&kinds);
                 for c in chunks {
-                    acc.add(&Chunk::decode(&c)?);
+                    let mut w = report::WindowData::default();
+                    w.add_bytes(&c)?;
+                    acc.add(w);
                 }
                 return Ok(acc.finish(&r2.prepared, &spec));
             }
-            let mut current: Option<Chunk> = None;
-            for c in chunks {
-                let c = Chunk::decode(&c)?;
-                match &mut current {
-                    None => current = Some(c),
-                    Some(cur) => cur.append(c)?,
-                }
-            }
-            let current = current.unwrap_or_default();
-            Ok(report::compute(&r2.prepared, &spec, &current))
+            let data = report::WindowData::decode(chunks)?;
+            Ok(report::compute(&r2.prepared, &spec, data))
         })
         .await
         .map_err(Error::internal)??;

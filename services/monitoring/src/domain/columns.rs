@@ -2,9 +2,12 @@
 //!
 //! A window's values are stored as chunks, one per ingest batch and window: the monitor's
 //! features in spec order, then the prediction. Numbers are `f64` (NaN = missing), labels are
-//! strings (`None` = missing). Encoding (then LZ4): `u32 rows, u32 columns`, then per column
-//! `u8 kind (0 number, 1 label), u64 type mismatches`, then `rows` little-endian `f64`, or `rows`
-//! times `u32 length (u32::MAX = missing)` followed by the UTF-8 bytes.
+//! strings (`None` = missing). Encoding (then LZ4): `u8 format (1), u32 rows, u32 columns`, then
+//! per column `u8 kind (0 number, 1 label), u64 type mismatches`, then `rows` little-endian
+//! `f64`, or a dictionary (`u32 entries`, each `u32 length` + UTF-8 bytes) and `rows` `u32` codes
+//! (`u32::MAX` = missing).
+
+use std::collections::HashMap;
 
 use steward_common::Error;
 
@@ -222,9 +225,10 @@ impl Chunk {
         Ok(())
     }
 
-    /// The compressed bytes.
+    /// The compressed bytes (format version 1, see the module docs).
     pub fn encode(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(16 + self.rows * self.columns.len() * 8);
+        b.push(FORMAT);
         b.extend_from_slice(&(self.rows as u32).to_le_bytes());
         b.extend_from_slice(&(self.columns.len() as u32).to_le_bytes());
         for (c, m) in self.columns.iter().zip(&self.mismatches) {
@@ -239,14 +243,26 @@ impl Chunk {
                 Column::Cat(v) => {
                     b.push(1);
                     b.extend_from_slice(&m.to_le_bytes());
-                    for s in v {
-                        match s {
-                            Some(s) => {
-                                b.extend_from_slice(&(s.len() as u32).to_le_bytes());
-                                b.extend_from_slice(s.as_bytes());
-                            }
-                            None => b.extend_from_slice(&u32::MAX.to_le_bytes()),
-                        }
+                    // Dictionary, then one code per row.
+                    let mut dict: HashMap<&str, u32> = HashMap::new();
+                    let mut order: Vec<&str> = Vec::new();
+                    let codes: Vec<u32> = v
+                        .iter()
+                        .map(|s| match s {
+                            Some(s) => *dict.entry(s.as_str()).or_insert_with(|| {
+                                order.push(s.as_str());
+                                (order.len() - 1) as u32
+                            }),
+                            None => u32::MAX,
+                        })
+                        .collect();
+                    b.extend_from_slice(&(order.len() as u32).to_le_bytes());
+                    for s in order {
+                        b.extend_from_slice(&(s.len() as u32).to_le_bytes());
+                        b.extend_from_slice(s.as_bytes());
+                    }
+                    for c in codes {
+                        b.extend_from_slice(&c.to_le_bytes());
                     }
                 }
             }
@@ -256,47 +272,122 @@ impl Chunk {
 
     /// Decodes [`Chunk::encode`]'s bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
-        let corrupt = || Error::internal("corrupt monitor chunk");
-        let raw = lz4_flex::decompress_size_prepended(bytes).map_err(|_| corrupt())?;
-        let mut r = Reader { b: &raw, at: 0 };
-        let rows = r.u32().ok_or_else(corrupt)? as usize;
-        let ncols = r.u32().ok_or_else(corrupt)? as usize;
-        let mut chunk = Chunk {
-            rows,
-            columns: Vec::with_capacity(ncols),
-            mismatches: Vec::with_capacity(ncols),
-        };
-        for _ in 0..ncols {
-            let kind = r.take(1).ok_or_else(corrupt)?[0];
-            chunk.mismatches.push(r.u64().ok_or_else(corrupt)?);
-            match kind {
-                0 => {
-                    let bytes = r.take(rows * 8).ok_or_else(corrupt)?;
-                    chunk.columns.push(Column::Num(
-                        bytes
-                            .chunks_exact(8)
-                            .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+        let mut chunk = Chunk::default();
+        visit(bytes, |rows, col| {
+            chunk.rows = rows;
+            match col {
+                Raw::Num { values, mismatches } => {
+                    chunk.mismatches.push(mismatches);
+                    chunk.columns.push(Column::Num(values.collect()));
+                }
+                Raw::Cat {
+                    dict,
+                    codes,
+                    mismatches,
+                } => {
+                    chunk.mismatches.push(mismatches);
+                    chunk.columns.push(Column::Cat(
+                        codes
+                            .map(|c| dict.get(c as usize).map(|s| s.to_string()))
                             .collect(),
                     ));
                 }
-                1 => {
-                    let mut v = Vec::with_capacity(rows);
-                    for _ in 0..rows {
-                        let n = r.u32().ok_or_else(corrupt)?;
-                        if n == u32::MAX {
-                            v.push(None);
-                        } else {
-                            let s = r.take(n as usize).ok_or_else(corrupt)?;
-                            v.push(Some(String::from_utf8(s.to_vec()).map_err(|_| corrupt())?));
-                        }
-                    }
-                    chunk.columns.push(Column::Cat(v));
-                }
-                _ => return Err(corrupt()),
             }
-        }
+        })?;
         Ok(chunk)
     }
+}
+
+/// Version of the chunk encoding.
+const FORMAT: u8 = 1;
+
+/// One column of a chunk as stored, borrowed from the decompressed bytes.
+pub enum Raw<'a, N: Iterator<Item = f64>, C: Iterator<Item = u32>> {
+    /// Numbers (NaN = missing).
+    Num {
+        /// The values.
+        values: N,
+        /// Type mismatches.
+        mismatches: u64,
+    },
+    /// Labels: a dictionary and a code per row (u32::MAX = missing).
+    Cat {
+        /// The distinct labels.
+        dict: Vec<&'a str>,
+        /// A code per row.
+        codes: C,
+        /// Type mismatches.
+        mismatches: u64,
+    },
+}
+
+/// Decompresses `bytes` and calls `f(rows, column)` for every column, in order, without
+/// copying labels.
+pub fn visit<F>(bytes: &[u8], mut f: F) -> Result<(), Error>
+where
+    F: FnMut(
+        usize,
+        Raw<
+            '_,
+            std::iter::Map<std::slice::ChunksExact<'_, u8>, fn(&[u8]) -> f64>,
+            std::iter::Map<std::slice::ChunksExact<'_, u8>, fn(&[u8]) -> u32>,
+        >,
+    ),
+{
+    let corrupt = || Error::internal("corrupt monitor chunk");
+    let raw = lz4_flex::decompress_size_prepended(bytes).map_err(|_| corrupt())?;
+    let mut r = Reader { b: &raw, at: 0 };
+    if r.take(1).ok_or_else(corrupt)?[0] != FORMAT {
+        return Err(corrupt());
+    }
+    let rows = r.u32().ok_or_else(corrupt)? as usize;
+    let ncols = r.u32().ok_or_else(corrupt)? as usize;
+    fn f64_of(c: &[u8]) -> f64 {
+        f64::from_le_bytes(c.try_into().unwrap_or([0; 8]))
+    }
+    fn u32_of(c: &[u8]) -> u32 {
+        u32::from_le_bytes(c.try_into().unwrap_or([0; 4]))
+    }
+    for _ in 0..ncols {
+        let kind = r.take(1).ok_or_else(corrupt)?[0];
+        let mismatches = r.u64().ok_or_else(corrupt)?;
+        match kind {
+            0 => {
+                let bytes = r
+                    .take(rows.checked_mul(8).ok_or_else(corrupt)?)
+                    .ok_or_else(corrupt)?;
+                f(
+                    rows,
+                    Raw::Num {
+                        values: bytes.chunks_exact(8).map(f64_of as fn(&[u8]) -> f64),
+                        mismatches,
+                    },
+                );
+            }
+            1 => {
+                let n = r.u32().ok_or_else(corrupt)? as usize;
+                let mut dict = Vec::with_capacity(n.min(rows));
+                for _ in 0..n {
+                    let len = r.u32().ok_or_else(corrupt)? as usize;
+                    let s = r.take(len).ok_or_else(corrupt)?;
+                    dict.push(std::str::from_utf8(s).map_err(|_| corrupt())?);
+                }
+                let bytes = r
+                    .take(rows.checked_mul(4).ok_or_else(corrupt)?)
+                    .ok_or_else(corrupt)?;
+                f(
+                    rows,
+                    Raw::Cat {
+                        dict,
+                        codes: bytes.chunks_exact(4).map(u32_of as fn(&[u8]) -> u32),
+                        mismatches,
+                    },
+                );
+            }
+            _ => return Err(corrupt()),
+        }
+    }
+    Ok(())
 }
 
 struct Reader<'a> {

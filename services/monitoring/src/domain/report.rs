@@ -193,17 +193,261 @@ fn drift_kind(k: FeatureKind) -> select::FeatureKind {
     }
 }
 
+/// One column of a window, ready for the statistics.
+#[derive(Debug, Clone)]
+pub enum WinCol {
+    /// Numbers: the finite values (unsorted), and every row / the missing ones.
+    Num {
+        /// Finite values.
+        values: Vec<f64>,
+        /// Rows.
+        rows: u64,
+        /// Missing (NaN or infinite).
+        missing: u64,
+    },
+    /// Labels: counts, and every row / the missing ones.
+    Cat {
+        /// Count per label.
+        counts: HashMap<String, u64>,
+        /// Rows.
+        rows: u64,
+        /// Missing.
+        missing: u64,
+    },
+}
+
+impl WinCol {
+    fn rows(&self) -> u64 {
+        match self {
+            Self::Num { rows, .. } | Self::Cat { rows, .. } => *rows,
+        }
+    }
+
+    fn missing(&self) -> u64 {
+        match self {
+            Self::Num { missing, .. } | Self::Cat { missing, .. } => *missing,
+        }
+    }
+
+    fn merge(&mut self, other: WinCol) {
+        match (self, other) {
+            (
+                Self::Num {
+                    values,
+                    rows,
+                    missing,
+                },
+                Self::Num {
+                    values: v,
+                    rows: r,
+                    missing: m,
+                },
+            ) => {
+                values.extend(v);
+                *rows += r;
+                *missing += m;
+            }
+            (
+                Self::Cat {
+                    counts,
+                    rows,
+                    missing,
+                },
+                Self::Cat {
+                    counts: c,
+                    rows: r,
+                    missing: m,
+                },
+            ) => {
+                for (k, n) in c {
+                    *counts.entry(k).or_insert(0) += n;
+                }
+                *rows += r;
+                *missing += m;
+            }
+            // Columns keep their stored kind across a window's chunks.
+            _ => {}
+        }
+    }
+
+    /// Category counts (labels as they are, numbers as labels).
+    fn counts(self) -> Counts {
+        match self {
+            Self::Cat { counts, .. } => counts.into_iter().filter(|(_, n)| *n > 0).collect(),
+            Self::Num { values, .. } => categorical::count_labels(
+                values
+                    .iter()
+                    .map(|x| super::columns::Value::number_label(*x)),
+            ),
+        }
+    }
+}
+
+/// A window's columns (features, then the prediction), decoded straight from the stored chunks
+/// without materialising labels: each chunk's dictionary codes are counted.
+#[derive(Debug, Clone, Default)]
+pub struct WindowData {
+    /// Columns.
+    pub cols: Vec<WinCol>,
+    /// Type mismatches per column.
+    pub mismatches: Vec<u64>,
+}
+
+impl WindowData {
+    /// Adds one stored chunk.
+    pub fn add_bytes(&mut self, bytes: &[u8]) -> Result<(), steward_common::Error> {
+        let mut i = 0;
+        let mut cols = Vec::new();
+        let mut mism = Vec::new();
+        super::columns::visit(bytes, |rows, raw| {
+            i += 1;
+            match raw {
+                super::columns::Raw::Num { values, mismatches } => {
+                    let mut v = Vec::with_capacity(rows);
+                    v.extend(values.filter(|x| x.is_finite()));
+                    let missing = (rows - v.len()) as u64;
+                    cols.push(WinCol::Num {
+                        values: v,
+                        rows: rows as u64,
+                        missing,
+                    });
+                    mism.push(mismatches);
+                }
+                super::columns::Raw::Cat {
+                    dict,
+                    codes,
+                    mismatches,
+                } => {
+                    let mut by_code = vec![0u64; dict.len()];
+                    let mut missing = 0u64;
+                    for c in codes {
+                        match by_code.get_mut(c as usize) {
+                            Some(n) => *n += 1,
+                            None => missing += 1,
+                        }
+                    }
+                    let counts = dict
+                        .iter()
+                        .zip(by_code)
+                        .filter(|(_, n)| *n > 0)
+                        .map(|(s, n)| (s.to_string(), n))
+                        .collect();
+                    cols.push(WinCol::Cat {
+                        counts,
+                        rows: rows as u64,
+                        missing,
+                    });
+                    mism.push(mismatches);
+                }
+            }
+        })?;
+        self.merge(WindowData {
+            cols,
+            mismatches: mism,
+        });
+        Ok(())
+    }
+
+    /// Appends another part of the same window.
+    pub fn merge(&mut self, other: WindowData) {
+        if self.cols.is_empty() {
+            *self = other;
+            return;
+        }
+        for (i, (c, m)) in other.cols.into_iter().zip(other.mismatches).enumerate() {
+            if let Some(mine) = self.cols.get_mut(i) {
+                mine.merge(c);
+                self.mismatches[i] += m;
+            }
+        }
+    }
+
+    /// Decodes the stored chunks of a window, on the available cores.
+    pub fn decode(chunks: Vec<Vec<u8>>) -> Result<WindowData, steward_common::Error> {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, chunks.len().max(1));
+        let per = chunks.len().div_ceil(threads).max(1);
+        let mut parts: Vec<Vec<Vec<u8>>> = Vec::new();
+        let mut it = chunks.into_iter().peekable();
+        while it.peek().is_some() {
+            parts.push(it.by_ref().take(per).collect());
+        }
+        let results: Vec<Result<WindowData, steward_common::Error>> = std::thread::scope(|s| {
+            let handles: Vec<_> = parts
+                .into_iter()
+                .map(|part| {
+                    s.spawn(move || {
+                        let mut w = WindowData::default();
+                        for c in part {
+                            w.add_bytes(&c)?;
+                        }
+                        Ok(w)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(steward_common::Error::internal("window decode failed"))
+                    })
+                })
+                .collect()
+        });
+        let mut out = WindowData::default();
+        for r in results {
+            out.merge(r?);
+        }
+        Ok(out)
+    }
+
+    /// The same from a decoded chunk (tests, small windows).
+    pub fn from_chunk(c: &Chunk) -> WindowData {
+        WindowData {
+            cols: c
+                .columns
+                .iter()
+                .map(|col| match col {
+                    Column::Num(v) => {
+                        let values: Vec<f64> =
+                            v.iter().copied().filter(|x| x.is_finite()).collect();
+                        WinCol::Num {
+                            missing: (v.len() - values.len()) as u64,
+                            rows: v.len() as u64,
+                            values,
+                        }
+                    }
+                    Column::Cat(v) => {
+                        let mut counts = HashMap::new();
+                        for s in v.iter().flatten() {
+                            *counts.entry(s.clone()).or_insert(0) += 1;
+                        }
+                        WinCol::Cat {
+                            counts,
+                            rows: v.len() as u64,
+                            missing: v.iter().filter(|x| x.is_none()).count() as u64,
+                        }
+                    }
+                })
+                .collect(),
+            mismatches: c.mismatches.clone(),
+        }
+    }
+}
+
 /// What one feature's test needs.
 struct Job<'a> {
     name: &'a str,
     kind: FeatureKind,
     reference: &'a RefData,
-    current: &'a Column,
+    current: WinCol,
     mismatches: u64,
     overrides: Overrides,
 }
 
-fn failed(job: &Job<'_>, why: String, present: usize, missing_rate: f64) -> FeatureDrift {
+fn failed(job: &Job<'_>, why: String, present: u64, missing_rate: f64) -> FeatureDrift {
     let m = job
         .overrides
         .method
@@ -226,8 +470,8 @@ fn failed(job: &Job<'_>, why: String, present: usize, missing_rate: f64) -> Feat
     }
 }
 
-fn run(job: &Job<'_>) -> FeatureDrift {
-    let rows = job.current.len();
+fn run(mut job: Job<'_>) -> FeatureDrift {
+    let rows = job.current.rows();
     let missing = job.current.missing();
     let missing_rate = if rows == 0 {
         0.0
@@ -235,67 +479,61 @@ fn run(job: &Job<'_>) -> FeatureDrift {
         missing as f64 / rows as f64
     };
     let present = rows - missing;
+    if present == 0 {
+        return failed(&job, "no values in the window".into(), 0, missing_rate);
+    }
     let verdict =
-        |v: Verdict, ref_rows: usize, computation: String, new: Vec<String>| FeatureDrift {
-            name: job.name.to_string(),
-            kind: job.kind,
-            method: method_of(v.method),
-            score: v.score,
-            threshold: v.threshold,
-            drifted: v.drifted,
-            adjusted_score: None,
-            reference_rows: ref_rows as i64,
-            current_rows: present as i64,
-            computation,
-            missing_rate,
-            new_categories: new,
-            type_mismatches: job.mismatches as i64,
-        };
-    match (job.reference, job.current) {
-        (RefData::Sorted(r), Column::Num(c)) => {
-            let mut cur: Vec<f64> = c.iter().copied().filter(|x| x.is_finite()).collect();
-            if cur.is_empty() {
-                return failed(job, "no values in the window".into(), 0, missing_rate);
+        |job: &Job<'_>, v: Verdict, ref_rows: u64, computation: String, new: Vec<String>| {
+            FeatureDrift {
+                name: job.name.to_string(),
+                kind: job.kind,
+                method: method_of(v.method),
+                score: v.score,
+                threshold: v.threshold,
+                drifted: v.drifted,
+                adjusted_score: None,
+                reference_rows: ref_rows as i64,
+                current_rows: present as i64,
+                computation,
+                missing_rate,
+                new_categories: new,
+                type_mismatches: job.mismatches as i64,
             }
-            sort_f64(&mut cur);
-            match select::evaluate_numeric(drift_kind(job.kind), r, &cur, &job.overrides) {
-                Ok(v) => verdict(v, r.len(), "exact".into(), vec![]),
-                Err(e) => failed(job, e.to_string(), cur.len(), missing_rate),
+        };
+    let current = std::mem::replace(
+        &mut job.current,
+        WinCol::Num {
+            values: Vec::new(),
+            rows: 0,
+            missing: 0,
+        },
+    );
+    match (job.reference, current) {
+        (RefData::Sorted(r), WinCol::Num { mut values, .. }) => {
+            sort_f64(&mut values);
+            match select::evaluate_numeric(drift_kind(job.kind), r, &values, &job.overrides) {
+                Ok(v) => verdict(&job, v, r.len() as u64, "exact".into(), vec![]),
+                Err(e) => failed(&job, e.to_string(), present, missing_rate),
             }
         }
-        (RefData::Counts(r), c) => {
-            let cur: Counts = match c {
-                Column::Cat(v) => categorical::count_labels(v.iter().flatten()),
-                Column::Num(v) => categorical::count_labels(
-                    v.iter()
-                        .filter(|x| !x.is_nan())
-                        .map(|x| super::columns::Value::number_label(*x)),
-                ),
-            };
-            if cur.is_empty() {
-                return failed(job, "no values in the window".into(), 0, missing_rate);
-            }
+        (RefData::Counts(r), cur) => {
+            let cur = cur.counts();
             let aligned = categorical::align_counts(r, &cur);
             let new: Vec<String> = aligned.new_categories().into_iter().cloned().collect();
-            let ref_rows = aligned.reference_total() as usize;
+            let ref_rows = aligned.reference_total();
             match select::evaluate_counts(r, &cur, &job.overrides) {
-                Ok(v) => verdict(v, ref_rows, "exact".into(), new),
+                Ok(v) => verdict(&job, v, ref_rows, "exact".into(), new),
                 Err(e) => {
-                    let mut f = failed(job, e.to_string(), present, missing_rate);
+                    let mut f = failed(&job, e.to_string(), present, missing_rate);
                     f.new_categories = new;
                     f
                 }
             }
         }
-        (RefData::Histogram { edges, counts }, Column::Num(c)) => {
-            let mut cur: Vec<f64> = c.iter().copied().filter(|x| x.is_finite()).collect();
-            if cur.is_empty() {
-                return failed(job, "no values in the window".into(), 0, missing_rate);
-            }
-            sort_f64(&mut cur);
+        (RefData::Histogram { edges, counts }, WinCol::Num { values, .. }) => {
             // Values outside the profile's range fall in its first / last bin.
             let mut cur_counts = vec![0u64; counts.len()];
-            for x in &cur {
+            for x in &values {
                 let i = edges
                     .partition_point(|e| e <= x)
                     .saturating_sub(1)
@@ -316,32 +554,32 @@ fn run(job: &Job<'_>) -> FeatureDrift {
                 ))),
             });
             match score {
-                Ok(s) => FeatureDrift {
+                Ok(sc) => FeatureDrift {
                     name: job.name.to_string(),
                     kind: job.kind,
                     method: method_of(method),
-                    score: s,
+                    score: sc,
                     threshold,
-                    drifted: method.is_drift(s, threshold),
+                    drifted: method.is_drift(sc, threshold),
                     adjusted_score: None,
                     reference_rows: counts.iter().sum::<u64>() as i64,
-                    current_rows: cur.len() as i64,
+                    current_rows: present as i64,
                     computation: format!("profile histogram ({} bins)", counts.len()),
                     missing_rate,
                     new_categories: vec![],
                     type_mismatches: job.mismatches as i64,
                 },
-                Err(e) => failed(job, e.to_string(), cur.len(), missing_rate),
+                Err(e) => failed(&job, e.to_string(), present, missing_rate),
             }
         }
         (RefData::Empty, _) => failed(
-            job,
+            &job,
             "the baseline has no values of this feature".into(),
             present,
             missing_rate,
         ),
-        (RefData::Sorted(_) | RefData::Histogram { .. }, Column::Cat(_)) => failed(
-            job,
+        (RefData::Sorted(_) | RefData::Histogram { .. }, WinCol::Cat { .. }) => failed(
+            &job,
             "window values are labels; the baseline's are numbers".into(),
             present,
             missing_rate,
@@ -349,11 +587,13 @@ fn run(job: &Job<'_>) -> FeatureDrift {
     }
 }
 
-/// Computes the report of window values `current` (the spec's features, then the prediction)
-/// against the prepared reference.
-pub fn compute(prepared: &Prepared, spec: &MonitorSpec, current: &Chunk) -> DriftReport {
+/// Computes the report of a window (the spec's features, then the prediction) against the
+/// prepared reference.
+pub fn compute(prepared: &Prepared, spec: &MonitorSpec, current: WindowData) -> DriftReport {
     let empty = RefData::Empty;
-    let no_values = Column::Num(Vec::new());
+    let pred_index = spec.features.len();
+    let has_prediction = prepared.prediction.is_some() && current.cols.len() > pred_index;
+    let mut cols = current.cols.into_iter();
     let mut jobs: Vec<Job<'_>> = spec
         .features
         .iter()
@@ -362,7 +602,11 @@ pub fn compute(prepared: &Prepared, spec: &MonitorSpec, current: &Chunk) -> Drif
             name: &f.name,
             kind: f.kind,
             reference: prepared.features.get(&f.name).unwrap_or(&empty),
-            current: current.columns.get(i).unwrap_or(&no_values),
+            current: cols.next().unwrap_or(WinCol::Num {
+                values: Vec::new(),
+                rows: 0,
+                missing: 0,
+            }),
             mismatches: current.mismatches.get(i).copied().unwrap_or(0),
             overrides: Overrides {
                 method: f.method.map(method_to),
@@ -370,9 +614,7 @@ pub fn compute(prepared: &Prepared, spec: &MonitorSpec, current: &Chunk) -> Drif
             },
         })
         .collect();
-    let pred_index = spec.features.len();
-    let has_prediction = prepared.prediction.is_some() && current.columns.len() > pred_index;
-    if let (Some(r), true) = (&prepared.prediction, has_prediction) {
+    if let (Some(r), true, Some(col)) = (&prepared.prediction, has_prediction, cols.next()) {
         jobs.push(Job {
             name: "prediction",
             kind: match r {
@@ -380,13 +622,12 @@ pub fn compute(prepared: &Prepared, spec: &MonitorSpec, current: &Chunk) -> Drif
                 _ => FeatureKind::Categorical,
             },
             reference: r,
-            current: &current.columns[pred_index],
+            current: col,
             mismatches: current.mismatches.get(pred_index).copied().unwrap_or(0),
             overrides: Overrides::default(),
         });
     }
-    let results = run_parallel(&jobs);
-    let mut features: Vec<FeatureDrift> = results;
+    let mut features = run_parallel(jobs);
     let prediction = if has_prediction { features.pop() } else { None };
     finish_report(features, prediction, spec)
 }
@@ -457,29 +698,22 @@ impl Accumulator {
         }
     }
 
-    /// Adds a chunk's values.
-    pub fn add(&mut self, c: &Chunk) {
-        for (i, col) in c.columns.iter().enumerate().take(self.rows.len()) {
-            self.rows[i] += col.len() as u64;
-            self.missing[i] += col.missing() as u64;
-            self.mismatches[i] += c.mismatches.get(i).copied().unwrap_or(0);
+    /// Adds one chunk's values.
+    pub fn add(&mut self, w: WindowData) {
+        let n = self.rows.len();
+        for (i, (col, m)) in w.cols.into_iter().zip(w.mismatches).enumerate().take(n) {
+            self.rows[i] += col.rows();
+            self.missing[i] += col.missing();
+            self.mismatches[i] += m;
             match (col, &mut self.numeric[i]) {
-                (Column::Num(v), Some(sk)) => {
-                    let mut vals: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
-                    sort_f64(&mut vals);
+                (WinCol::Num { mut values, .. }, Some(sk)) => {
+                    sort_f64(&mut values);
                     // Cannot fail: sorted and finite, same k.
-                    let _ = sk.insert_sorted(&vals);
+                    let _ = sk.insert_sorted(&values);
                 }
-                (Column::Cat(v), _) => {
-                    for s in v.iter().flatten() {
-                        *self.counts[i].entry(s.clone()).or_insert(0) += 1;
-                    }
-                }
-                (Column::Num(v), None) => {
-                    for x in v.iter().filter(|x| !x.is_nan()) {
-                        *self.counts[i]
-                            .entry(super::columns::Value::number_label(*x))
-                            .or_insert(0) += 1;
+                (col, _) => {
+                    for (k, c) in col.counts() {
+                        *self.counts[i].entry(k).or_insert(0) += c;
                     }
                 }
             }
@@ -622,38 +856,62 @@ fn adjust(features: &mut [FeatureDrift]) {
 }
 
 /// Runs the jobs on the available cores, keeping their order.
-fn run_parallel(jobs: &[Job<'_>]) -> Vec<FeatureDrift> {
+fn run_parallel(jobs: Vec<Job<'_>>) -> Vec<FeatureDrift> {
+    let n = jobs.len();
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
-        .min(jobs.len().max(1));
-    if threads <= 1 || jobs.len() <= 1 {
-        return jobs.iter().map(run).collect();
+        .min(n.max(1));
+    if threads <= 1 {
+        return jobs.into_iter().map(run).collect();
     }
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut out: Vec<Option<FeatureDrift>> = vec![None; jobs.len()];
-    let slots: Vec<std::sync::Mutex<&mut Option<FeatureDrift>>> =
-        out.iter_mut().map(std::sync::Mutex::new).collect();
+    let slots: Vec<std::sync::Mutex<Option<Job<'_>>>> = jobs
+        .into_iter()
+        .map(|j| std::sync::Mutex::new(Some(j)))
+        .collect();
+    let out: Vec<std::sync::Mutex<Option<FeatureDrift>>> =
+        (0..n).map(|_| std::sync::Mutex::new(None)).collect();
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if i >= jobs.len() {
+                    if i >= n {
                         break;
                     }
-                    let r = run(&jobs[i]);
-                    if let Ok(mut slot) = slots[i].lock() {
-                        **slot = Some(r);
+                    let job = slots[i].lock().ok().and_then(|mut j| j.take());
+                    if let Some(job) = job {
+                        let r = run(job);
+                        if let Ok(mut o) = out[i].lock() {
+                            *o = Some(r);
+                        }
                     }
                 }
             });
         }
     });
-    drop(slots);
     out.into_iter()
-        .zip(jobs)
-        .map(|(r, j)| r.unwrap_or_else(|| failed(j, "internal: not computed".into(), 0, 0.0)))
+        .map(|m| {
+            m.into_inner()
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| FeatureDrift {
+                    name: String::new(),
+                    kind: FeatureKind::Numeric,
+                    method: DriftMethod::Ks,
+                    score: f64::NAN,
+                    threshold: f64::NAN,
+                    drifted: false,
+                    adjusted_score: None,
+                    reference_rows: 0,
+                    current_rows: 0,
+                    computation: "internal: not computed".into(),
+                    missing_rate: 0.0,
+                    new_categories: vec![],
+                    type_mismatches: 0,
+                })
+        })
         .collect()
 }
 
@@ -734,7 +992,7 @@ mod tests {
                 fs("x", FeatureKind::Numeric),
                 fs("c", FeatureKind::Categorical),
             ]),
-            &cur,
+            WindowData::from_chunk(&cur),
         );
         let x = &r.features[0];
         assert_eq!(
@@ -815,11 +1073,11 @@ mod tests {
         let r = compute(
             &prepare(&b, Some(&data)),
             &spec(vec![fs("x", FeatureKind::Numeric)]),
-            &Chunk {
+            WindowData::from_chunk(&Chunk {
                 rows: 2,
                 columns: vec![Column::Num(vec![f64::NAN, f64::NAN]), Column::Num(vec![])],
                 mismatches: vec![0, 0],
-            },
+            }),
         );
         assert_eq!(r.missing_features, vec!["x".to_string()]);
         assert!(!r.dataset_drift);
