@@ -3,11 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use sea_orm::ConnectionTrait;
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use steward_common::Error;
-use steward_storage::schema::MonitorPredictions as P;
-use steward_storage::{db_err, with_write_tx};
+use steward_storage::with_write_tx;
 
 use super::Monitoring;
 use crate::domain::columns::Value;
@@ -437,48 +434,28 @@ impl Monitoring {
     }
 }
 
-/// Request ids of `ids` already stored for the monitor.
-async fn existing(tx: &WriteTx, monitor: &str, ids: &[&str]) -> Result<HashSet<String>, Error> {
-    let mut out = HashSet::new();
-    for chunk in ids.chunks(4096) {
-        let q = Query::select()
-            .column(P::RequestId)
-            .from(P::Table)
-            .and_where(Expr::col(P::Monitor).eq(monitor))
-            .and_where(Expr::col(P::RequestId).is_in(chunk.iter().copied()))
-            .to_owned();
-        for r in tx.query_all(&q).await.map_err(db_err)? {
-            out.insert(r.try_get::<String>("", "request_id").map_err(db_err)?);
-        }
-    }
-    Ok(out)
-}
-
 async fn store_records(tx: &WriteTx, m: &Monitor, b: &Batch) -> Result<Ingested, Error> {
     // The first of each request id wins within the batch.
     let mut seen = HashSet::with_capacity(b.ids.len());
-    let mut rows: Vec<usize> = (0..b.ids.len())
+    let rows: Vec<usize> = (0..b.ids.len())
         .filter(|&i| seen.insert(b.ids[i].as_str()))
         .collect();
     if rows.is_empty() {
         return Ok(Ingested::default());
     }
-    // Count windows number the new records in arrival order under the monitor's row lock.
-    let first_seq = match m.spec.window {
-        WindowSize::Count { .. } => {
-            let ids: Vec<&str> = rows.iter().map(|&i| b.ids[i].as_str()).collect();
-            let old = existing(tx, &m.id, &ids).await?;
-            rows.retain(|&i| !old.contains(&b.ids[i]));
-            store::monitors::take_seq(tx, &m.id, rows.len() as i64)
-                .await?
-                .ok_or_else(|| super::monitor_not_found(&m.id))?
-        }
+    // Count windows number the new records in arrival order under the monitor's row lock: the
+    // numbers are given assuming every row is new; request ids stored before (a client's retry,
+    // rare) are skipped by the insert and the rows after them renumbered.
+    let base = match m.spec.window {
+        WindowSize::Count { .. } => store::monitors::take_seq(tx, &m.id, 0)
+            .await?
+            .ok_or_else(|| super::monitor_not_found(&m.id))?,
         WindowSize::Time { .. } => 0,
     };
-    let windows: Vec<i64> = rows
+    let mut windows: Vec<i64> = rows
         .iter()
         .enumerate()
-        .map(|(k, &i)| m.window_of(b.times[i], first_seq + k as i64))
+        .map(|(k, &i)| m.window_of(b.times[i], base + k as i64))
         .collect();
     let preds = store::records::NewPredictions {
         ids: &b.ids,
@@ -490,6 +467,23 @@ async fn store_records(tx: &WriteTx, m: &Monitor, b: &Batch) -> Result<Ingested,
         errors: &b.errors,
     };
     let inserted = store::records::insert_predictions(tx, &m.id, &preds, &rows, &windows).await?;
+    if let WindowSize::Count { .. } = m.spec.window {
+        if inserted.len() < rows.len() {
+            let mut k = 0i64;
+            for (j, &i) in rows.iter().enumerate() {
+                if !inserted.contains(b.ids[i].as_str()) {
+                    continue;
+                }
+                let w = m.window_of(b.times[i], base + k);
+                if w != windows[j] {
+                    windows[j] = w;
+                    store::records::set_window(tx, &m.id, &b.ids[i], w).await?;
+                }
+                k += 1;
+            }
+        }
+        store::monitors::take_seq(tx, &m.id, inserted.len() as i64).await?;
+    }
     // Group the new rows by window.
     let mut by_window: BTreeMap<i64, (Vec<usize>, i64, i64)> = BTreeMap::new();
     for (k, &i) in rows.iter().enumerate() {

@@ -148,6 +148,23 @@ pub async fn insert_predictions(
     Ok(inserted)
 }
 
+/// Moves a stored prediction to window `window`.
+pub async fn set_window(
+    tx: &WriteTx,
+    monitor: &str,
+    request_id: &str,
+    window: i64,
+) -> Result<(), Error> {
+    let q = Query::update()
+        .table(P::Table)
+        .value(P::Window, window)
+        .and_where(Expr::col(P::Monitor).eq(monitor))
+        .and_where(Expr::col(P::RequestId).eq(request_id))
+        .to_owned();
+    tx.execute(&q).await.map_err(db_err)?;
+    Ok(())
+}
+
 /// Stores labels (a later label for the same request replaces the earlier one); returns how
 /// many have no prediction yet.
 pub async fn upsert_feedback(

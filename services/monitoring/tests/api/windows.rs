@@ -118,10 +118,19 @@ async fn count_windows_give_exact_reports_drift_only_when_shifted_and_count_each
         // features, one drifted is a share of 0.5 -> dataset drift.
         let x1 = normal(21, 500, 1.0);
         let z1 = normal(22, 500, 5.0);
-        let recs: Vec<_> = (0..500)
+        // 100 retried records of window 0 interleaved with the 500 new ones: only the new ones
+        // are numbered, so window 1 holds exactly the 500.
+        let mut recs: Vec<_> = (0..500)
             .map(|i| record(&format!("b{i}"), &[("x", x1[i]), ("z", z1[i])], 0.5))
             .collect();
-        ingest(&mut h, "m", recs).await;
+        for i in 0..100 {
+            recs.insert(
+                i * 5,
+                record(&format!("a{i}"), &[("x", 99.0), ("z", 99.0)], 0.5),
+            );
+        }
+        let r = ingest(&mut h, "m", recs).await;
+        assert_eq!((r.accepted, r.duplicates), (500, 100), "{l}");
         let rep = h.report("m", 1).await;
         assert!(rep.features[0].drifted, "{l}: {:?}", rep.features[0]);
         assert!(!rep.features[1].drifted, "{l}: {:?}", rep.features[1]);
