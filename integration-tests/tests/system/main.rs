@@ -11,6 +11,8 @@
 //! - [`deployment_cli`]: `steward deploy|rollout|ab|explain|deployments|environments ...`
 //!   against a running server, on the demo ONNX model.
 //! - [`monitoring_cli`]: `steward baselines|monitors|drift|alerts ...` against a running server.
+//! - [`monitoring_distributed`]: tracking, registry, deployment and monitoring as four processes
+//!   on Postgres and Redis; a drift alert from live traffic rolls a canary back.
 //! - [`python_client`]: `clients/python/example.py` end to end (`STEWARD_TEST_PYTHON`).
 //!
 //! [`support::binaries`] explains how the binaries are found and built. Every child process is
@@ -23,6 +25,7 @@ mod deployment_cli;
 mod distributed;
 mod embedded;
 mod monitoring_cli;
+mod monitoring_distributed;
 mod otel;
 mod python_client;
 mod registry_cli;
