@@ -1,37 +1,12 @@
 //! The `steward` CLI as a person runs it, against a running `steward up`.
 
 use std::path::Path;
-use std::time::Duration;
 
 use steward_proto::tracking as pb;
 
-use crate::support::binaries;
-use crate::support::process::{Output, Proc, command};
+use crate::support::cli::{ok, steward};
 use crate::support::server::Server;
 use crate::support::tracking::{self as t, unique};
-
-/// Runs `steward ARGS --addr ADDR` and returns its output.
-async fn steward(addr: &str, args: &[&str]) -> Output {
-    let mut cmd = command(binaries::path(binaries::STEWARD));
-    cmd.args(args).args(["--addr", addr]);
-    Proc::run(
-        &format!("steward {}", args.join(" ")),
-        cmd,
-        Duration::from_secs(60),
-    )
-    .await
-}
-
-/// Like [`steward`], failing the test unless it exits 0.
-async fn ok(addr: &str, args: &[&str]) -> Output {
-    let out = steward(addr, args).await;
-    assert!(
-        out.status.success(),
-        "steward {args:?} failed\n{}",
-        out.describe()
-    );
-    out
-}
 
 fn path_arg(p: &Path) -> &str {
     p.to_str().expect("temp paths are UTF-8")

@@ -3,14 +3,11 @@
 //! runs them, against a running `steward up`, on a model registered through the CLI from runs
 //! that hold the shipped demo ONNX model; requests are routed through the gRPC API.
 
-use std::time::Duration;
-
 use steward_proto::deployment as dpb;
 use steward_proto::deployment::deployment_service_client::DeploymentServiceClient;
 use steward_proto::tracking as pb;
 
-use crate::support::binaries;
-use crate::support::process::{Output, Proc, command};
+use crate::support::cli::{contains_all, fails_as, json, ok_as};
 use crate::support::server::Server;
 use crate::support::tracking::{self as t, unique};
 
@@ -25,57 +22,6 @@ const TRAIN_DIGEST: &str =
 /// The commit tag of training run `i`.
 fn commit(i: usize) -> String {
     format!("{i}f2a9c1d0b7e6a5f4c3b2a1908f7e6d5c4b3a291")
-}
-
-/// Runs `steward ARGS --addr ADDR --actor ACTOR`.
-async fn steward_as(addr: &str, actor: &str, args: &[&str]) -> Output {
-    let mut cmd = command(binaries::path(binaries::STEWARD));
-    cmd.args(args).args(["--addr", addr, "--actor", actor]);
-    Proc::run(
-        &format!("steward {}", args.join(" ")),
-        cmd,
-        Duration::from_secs(60),
-    )
-    .await
-}
-
-/// Like [`steward_as`], failing the test unless it exits 0.
-async fn ok_as(addr: &str, actor: &str, args: &[&str]) -> Output {
-    let out = steward_as(addr, actor, args).await;
-    assert!(
-        out.status.success(),
-        "steward {args:?} failed\n{}",
-        out.describe()
-    );
-    out
-}
-
-/// Like [`steward_as`], failing the test unless it exits non-zero with `needle` on stderr.
-async fn fails_as(addr: &str, actor: &str, args: &[&str], needle: &str) {
-    let out = steward_as(addr, actor, args).await;
-    assert!(
-        !out.status.success(),
-        "steward {args:?} succeeded\n{}",
-        out.describe()
-    );
-    assert!(
-        out.stderr.contains(needle),
-        "{needle:?}\n{}",
-        out.describe()
-    );
-}
-
-/// The single JSON object a `--json` command printed.
-fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_str(out.stdout.trim())
-        .unwrap_or_else(|e| panic!("not one JSON object: {e}\n{}", out.describe()))
-}
-
-/// Asserts that `out` contains every one of `needles`.
-fn contains_all(out: &Output, needles: &[&str]) {
-    for n in needles {
-        assert!(out.stdout.contains(n), "missing {n:?}\n{}", out.describe());
-    }
 }
 
 /// A training run with the code version, the training data and the demo model under `model/`.

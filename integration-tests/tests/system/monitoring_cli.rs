@@ -7,35 +7,8 @@ use std::time::Duration;
 use steward_proto::monitoring as pb;
 use steward_proto::monitoring::monitoring_service_client::MonitoringServiceClient;
 
-use crate::support::binaries;
-use crate::support::process::{Output, Proc, command};
+use crate::support::cli::{json, ok, steward};
 use crate::support::server::Server;
-
-async fn steward(addr: &str, args: &[&str]) -> Output {
-    let mut cmd = command(binaries::path(binaries::STEWARD));
-    cmd.args(args).args(["--addr", addr]);
-    Proc::run(
-        &format!("steward {}", args.join(" ")),
-        cmd,
-        Duration::from_secs(60),
-    )
-    .await
-}
-
-async fn ok(addr: &str, args: &[&str]) -> Output {
-    let out = steward(addr, args).await;
-    assert!(
-        out.status.success(),
-        "steward {args:?} failed\n{}",
-        out.describe()
-    );
-    out
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_str(out.stdout.trim())
-        .unwrap_or_else(|e| panic!("not one JSON value: {e}\n{}", out.describe()))
-}
 
 #[tokio::test]
 async fn monitoring_cli_creates_baselines_monitors_rules_and_reads_reports_and_alerts() {

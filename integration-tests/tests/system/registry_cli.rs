@@ -1,12 +1,9 @@
 //! The registry commands of the `steward` CLI (`models`, `versions`, `alias`, `approve`) as a
 //! person runs them, against a running `steward up`, on a run seeded through the tracking API.
 
-use std::time::Duration;
-
 use steward_proto::tracking as pb;
 
-use crate::support::binaries;
-use crate::support::process::{Output, Proc, command};
+use crate::support::cli::{contains_all, json, ok_as, steward_as, steward_env};
 use crate::support::server::Server;
 use crate::support::tracking::{self as t, unique};
 
@@ -15,51 +12,6 @@ const TRAIN_DIGEST: &str =
     "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 /// The commit tag of the first run.
 const COMMIT: &str = "3f2a9c1d0b7e6a5f4c3b2a1908f7e6d5c4b3a291";
-
-/// Runs `steward ARGS --addr ADDR` with extra environment `env`.
-async fn steward_env(addr: &str, env: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut cmd = command(binaries::path(binaries::STEWARD));
-    cmd.args(args)
-        .args(["--addr", addr])
-        .envs(env.iter().copied());
-    Proc::run(
-        &format!("steward {}", args.join(" ")),
-        cmd,
-        Duration::from_secs(60),
-    )
-    .await
-}
-
-/// Runs `steward ARGS --addr ADDR` as `actor`.
-async fn steward_as(addr: &str, actor: &str, args: &[&str]) -> Output {
-    let mut all = args.to_vec();
-    all.extend(["--actor", actor]);
-    steward_env(addr, &[], &all).await
-}
-
-/// Like [`steward_as`], failing the test unless it exits 0.
-async fn ok_as(addr: &str, actor: &str, args: &[&str]) -> Output {
-    let out = steward_as(addr, actor, args).await;
-    assert!(
-        out.status.success(),
-        "steward {args:?} failed\n{}",
-        out.describe()
-    );
-    out
-}
-
-/// The single JSON object a `--json` command printed.
-fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_str(out.stdout.trim())
-        .unwrap_or_else(|e| panic!("not one JSON object: {e}\n{}", out.describe()))
-}
-
-/// Asserts that `out` contains every one of `needles`.
-fn contains_all(out: &Output, needles: &[&str]) {
-    for n in needles {
-        assert!(out.stdout.contains(n), "missing {n:?}\n{}", out.describe());
-    }
-}
 
 /// Logs params, a final metric, the code-version tags and, when given, a training dataset.
 async fn seed_run(c: &mut t::Client, run: &str, lr: &str, acc: f64, dataset: Option<&str>) {

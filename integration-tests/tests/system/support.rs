@@ -1,6 +1,7 @@
 //! The harness: binaries, processes, servers and client helpers.
 
 pub mod binaries;
+pub mod cli;
 pub mod process;
 pub mod server;
 pub mod tracking;

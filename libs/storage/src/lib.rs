@@ -61,6 +61,52 @@ macro_rules! with_write_tx {
     }};
 }
 
+/// Defines a service's `audit` and `emit` (its audit chain and its outbox, named by `$service`)
+/// in the calling module, with the signatures every app layer uses:
+///
+/// ```text
+/// steward_storage::service_ops!(SERVICE);
+/// audit(&tx, ctx, "tracking.runs.create", run_name, request_id, None::<&()>, Some(&run)).await?;
+/// emit(&tx, ctx, "tracking.run.created", run_name, payload).await?;
+/// ```
+#[macro_export]
+macro_rules! service_ops {
+    ($service:expr) => {
+        /// Appends an audit record to this service's chain, in `tx`.
+        #[allow(clippy::too_many_arguments)]
+        pub(crate) async fn audit<B: $crate::__serde::Serialize, A: $crate::__serde::Serialize>(
+            tx: &$crate::WriteTx,
+            ctx: &$crate::ops::Ctx,
+            action: &'static str,
+            resource: String,
+            request_id: &str,
+            before: Option<&B>,
+            after: Option<&A>,
+        ) -> $crate::__Result<()> {
+            $crate::ops::audit(
+                tx, $service, ctx, action, resource, request_id, before, after,
+            )
+            .await
+        }
+
+        /// Writes an event of this service to the outbox, in `tx`.
+        pub(crate) async fn emit(
+            tx: &$crate::WriteTx,
+            ctx: &$crate::ops::Ctx,
+            kind: &str,
+            source: String,
+            payload: $crate::__Payload,
+        ) -> $crate::__Result<()> {
+            $crate::ops::emit(tx, $service, ctx, kind, source, payload).await
+        }
+    };
+}
+
+#[doc(hidden)]
+pub use serde as __serde;
+#[doc(hidden)]
+pub use steward_proto::events::event_envelope::Payload as __Payload;
+
 #[doc(hidden)]
 pub use steward_common::ErrorKind as __ErrorKind;
 #[doc(hidden)]

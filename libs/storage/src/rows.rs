@@ -13,6 +13,16 @@ pub fn get<T: TryGetable>(r: &QueryResult, col: &str) -> Result<T, Error> {
     r.try_get("", col).map_err(db_err)
 }
 
+/// JSON text of a value, for a JSON column.
+pub fn to_json<T: Serialize>(v: &T) -> Result<String, Error> {
+    serde_json::to_string(v).map_err(Error::internal)
+}
+
+/// A value from a JSON column; `what` names the column in the error.
+pub fn from_json<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> Result<T, Error> {
+    serde_json::from_str(s).map_err(|_| Error::internal(format!("corrupt {what}")))
+}
+
 /// Runs a single-row select and converts the row, if any.
 pub async fn fetch_one<C: ConnectionTrait, T>(
     c: &C,

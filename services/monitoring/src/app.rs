@@ -16,11 +16,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use steward_common::Error;
 use steward_config::Limits;
-use steward_proto::events::event_envelope::Payload;
-use steward_storage::{Db, WriteTx, ops};
+use steward_storage::Db;
 
 pub use steward_storage::ops::Ctx;
 pub(crate) use steward_storage::ops::{canonical, check_etag, remember, replay};
@@ -211,29 +209,4 @@ pub(crate) fn monitor_not_found(id: &str) -> Error {
     Error::not_found("MONITOR_NOT_FOUND", monitor_name(id))
 }
 
-/// Appends an audit record to the monitoring chain.
-pub(crate) async fn audit<B: Serialize, A: Serialize>(
-    tx: &WriteTx,
-    ctx: &Ctx,
-    action: &'static str,
-    resource: String,
-    request_id: &str,
-    before: Option<&B>,
-    after: Option<&A>,
-) -> Result<(), Error> {
-    ops::audit(
-        tx, SERVICE, ctx, action, resource, request_id, before, after,
-    )
-    .await
-}
-
-/// Writes a monitoring event to the outbox in `tx`.
-pub(crate) async fn emit(
-    tx: &WriteTx,
-    ctx: &Ctx,
-    kind: &str,
-    source: String,
-    payload: Payload,
-) -> Result<(), Error> {
-    ops::emit(tx, SERVICE, ctx, kind, source, payload).await
-}
+steward_storage::service_ops!(SERVICE);

@@ -12,12 +12,10 @@ pub mod writer;
 
 use std::sync::Arc;
 
-use serde::Serialize;
 use steward_common::Error;
 use steward_common::names::VersionRef;
 use steward_config::Limits;
-use steward_proto::events::event_envelope::Payload;
-use steward_storage::{Db, WriteTx, ops};
+use steward_storage::Db;
 
 pub use steward_storage::ops::Ctx;
 pub(crate) use steward_storage::ops::{canonical, check_etag, remember, replay};
@@ -135,29 +133,4 @@ pub(crate) fn model_name(m: &str) -> String {
     format!("registeredModels/{m}")
 }
 
-/// Appends an audit record for a registry mutation.
-pub(crate) async fn audit<B: Serialize, A: Serialize>(
-    tx: &WriteTx,
-    ctx: &Ctx,
-    action: &'static str,
-    resource: String,
-    request_id: &str,
-    before: Option<&B>,
-    after: Option<&A>,
-) -> Result<(), Error> {
-    ops::audit(
-        tx, SERVICE, ctx, action, resource, request_id, before, after,
-    )
-    .await
-}
-
-/// Writes a registry event to the outbox in `tx`.
-pub(crate) async fn emit(
-    tx: &WriteTx,
-    ctx: &Ctx,
-    kind: &str,
-    source: String,
-    payload: Payload,
-) -> Result<(), Error> {
-    ops::emit(tx, SERVICE, ctx, kind, source, payload).await
-}
+steward_storage::service_ops!(SERVICE);

@@ -8,12 +8,10 @@ pub mod runs;
 
 use std::sync::Arc;
 
-use serde::Serialize;
 use steward_artifacts::ObjectStore;
 use steward_common::Error;
 use steward_config::Limits;
-use steward_proto::events::event_envelope::Payload;
-use steward_storage::{Db, WriteTx, ops};
+use steward_storage::Db;
 
 /// Name of this service's audit chain, outbox and idempotency records.
 pub const SERVICE: &str = "tracking";
@@ -51,32 +49,7 @@ impl Tracking {
 
 pub(crate) use steward_storage::ops::{canonical, remember, replay};
 
-/// Appends an audit record for a control-plane mutation to the tracking chain.
-pub(crate) async fn audit<B: Serialize, A: Serialize>(
-    tx: &WriteTx,
-    ctx: &Ctx,
-    action: &'static str,
-    resource: String,
-    request_id: &str,
-    before: Option<&B>,
-    after: Option<&A>,
-) -> Result<(), Error> {
-    ops::audit(
-        tx, SERVICE, ctx, action, resource, request_id, before, after,
-    )
-    .await
-}
-
-/// Writes a tracking event to the outbox in `tx`.
-pub(crate) async fn emit(
-    tx: &WriteTx,
-    ctx: &Ctx,
-    kind: &str,
-    source: String,
-    payload: Payload,
-) -> Result<(), Error> {
-    ops::emit(tx, SERVICE, ctx, kind, source, payload).await
-}
+steward_storage::service_ops!(SERVICE);
 
 /// The run `run_id` of experiment `exp` (row only). A run addressed under another experiment
 /// does not exist: `NOT_FOUND`.
