@@ -570,3 +570,52 @@ async fn windows_beyond_the_exact_size_use_sketches_with_a_certified_error() {
         h.stop().await;
     }
 }
+
+#[tokio::test]
+async fn streamed_batches_are_each_atomic_and_counted() {
+    for mut h in harness::all().await {
+        let l = h.label.clone();
+        h.numeric_baseline("b", &[("x", normal(40, 500, 0.0))], None)
+            .await;
+        h.count_monitor("s", "b", "", 1000).await;
+        let batch = |from: usize, to: usize| pb::IngestPredictionsRequest {
+            monitor: "monitors/s".into(),
+            records: (from..to)
+                .map(|i| record(&format!("s{i}"), &[("x", i as f64)], 0.5))
+                .collect(),
+            columns: None,
+        };
+        // Three batches, the last repeating ten ids of the first.
+        let r = h
+            .mon
+            .stream_predictions(tokio_stream::iter(vec![
+                batch(0, 100),
+                batch(100, 250),
+                batch(90, 110),
+            ]))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!((r.accepted, r.duplicates), (250, 20), "{l}");
+        // A bad second message fails the call; the first batch was stored, the bad one not.
+        let mut bad = batch(300, 310);
+        bad.records[3].request_id = String::new();
+        let e = h
+            .mon
+            .stream_predictions(tokio_stream::iter(vec![batch(250, 300), bad]))
+            .await
+            .unwrap_err();
+        assert_bad(e, Code::InvalidArgument, Some("records[3].request_id"));
+        let w = h
+            .mon
+            .list_windows(pb::ListWindowsRequest {
+                monitor: "monitors/s".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(w.windows[0].rows, 300, "{l}");
+        h.stop().await;
+    }
+}
