@@ -63,7 +63,7 @@ pub struct MonitorInput {
 pub struct MonitorPatch {
     /// Description.
     pub description: Option<String>,
-    /// Features.
+    /// Features: the same ones in the same order, with new overrides.
     pub features: Option<Vec<FeatureInput>>,
     /// Drift share.
     pub drift_share: Option<f64>,
@@ -301,7 +301,19 @@ impl Monitoring {
                 let b = store::baselines::get_one(&*tx, &m.baseline)
                     .await?
                     .ok_or_else(|| Error::internal("monitor's baseline vanished"))?;
-                m.spec.features = resolve_features(&b, f)?;
+                let features = resolve_features(&b, f)?;
+                // Stored window values are laid out by feature; only the methods, thresholds
+                // and input locations of the same features may change.
+                let names =
+                    |v: &[FeatureSpec]| v.iter().map(|x| x.name.clone()).collect::<Vec<_>>();
+                if names(&features) != names(&m.spec.features) {
+                    return Err(Error::invalid_field(
+                        "monitor.features",
+                        "list the monitor's features in the same order (methods, thresholds and \
+                         inputs may change); to watch other features, create another monitor",
+                    ));
+                }
+                m.spec.features = features;
             }
             if let Some(s) = patch.drift_share {
                 m.spec.drift_share = check_share(s)?;

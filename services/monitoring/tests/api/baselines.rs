@@ -438,6 +438,43 @@ async fn monitors_rules_and_channels_are_validated_updated_and_deleted() {
             .unwrap()
             .into_inner();
         assert_eq!(m2.drift_share, 0.3);
+        // Features: overrides may change, the set of features may not (window values are laid
+        // out by feature).
+        let mut f = m2.clone();
+        f.features = vec![
+            pb::FeatureSpec {
+                name: "x".into(),
+                method: pb::DriftMethod::Psi as i32,
+                ..Default::default()
+            },
+            pb::FeatureSpec {
+                name: "y".into(),
+                ..Default::default()
+            },
+        ];
+        let m2 = h
+            .mon
+            .update_monitor(pb::UpdateMonitorRequest {
+                monitor: Some(f.clone()),
+                update_mask: vec!["features".into()],
+                request_id: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(m2.features[0].method, pb::DriftMethod::Psi as i32, "{l}");
+        let mut fewer = m2.clone();
+        fewer.features.truncate(1);
+        let e = h
+            .mon
+            .update_monitor(pb::UpdateMonitorRequest {
+                monitor: Some(fewer),
+                update_mask: vec!["features".into()],
+                request_id: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_bad(e, Code::InvalidArgument, Some("monitor.features"));
         assert_eq!(
             h.mon
                 .update_monitor(pb::UpdateMonitorRequest {
