@@ -24,7 +24,7 @@ use steward_proto::monitoring::monitoring_service_client::MonitoringServiceClien
 use tonic::transport::{Channel, Endpoint};
 
 use crate::procfs::{CpuProbe, Machine};
-use crate::report::{MIB, Report, human};
+use crate::report::{Report, human};
 use crate::server::Server;
 use crate::{Backend, Opts};
 
@@ -173,19 +173,7 @@ pub async fn run(opts: &Opts, evidently: bool) -> Result<()> {
         opts.backend.suffix(),
     );
     eprintln!("machine: {}", machine.line());
-    let given = opts.addr_url()?;
-    let server = match given {
-        Some(_) => None,
-        None => {
-            eprintln!("starting steward ({} backend) ...", opts.backend.name());
-            Some(Server::start(opts.backend).await?)
-        }
-    };
-    let url = match (&server, given) {
-        (Some(s), _) => s.url(),
-        (None, Some(u)) => u,
-        (None, None) => unreachable!("either --addr or a started server"),
-    };
+    let (server, url) = crate::server::start_or_given(opts, &mut report).await?;
     let want = |s: &str| opts.only.is_empty() || opts.only.iter().any(|o| o == s);
     let probe = CpuProbe::new(
         server.as_ref().map(Server::pid),
@@ -320,18 +308,7 @@ pub async fn run(opts: &Opts, evidently: bool) -> Result<()> {
         Ok(())
     }
     .await;
-    if let (Err(_), Some(s)) = (&result, &server) {
-        eprintln!("{}", s.log_tail());
-    }
-    if let Some(s) = server {
-        let peak = s.stop().await?;
-        report.figure(
-            "server_rss_peak_mb",
-            peak as f64 / MIB,
-            "MB",
-            "peak VmRSS of the server, sampled every 100 ms over the whole run (MiB)",
-        );
-    }
+    crate::server::finish(server, result.is_err(), &mut report).await?;
     if let Err(e) = &result {
         report.note(format!("SUITE FAILED: {e:#}"));
     }

@@ -23,7 +23,7 @@ use steward_proto::tracking::tracking_service_client::TrackingServiceClient;
 use tonic::transport::Channel;
 
 use crate::procfs::{CpuProbe, Machine};
-use crate::report::{MIB, Report, human};
+use crate::report::{Report, human};
 
 use crate::server::Server;
 use crate::{Backend, Opts};
@@ -127,34 +127,7 @@ pub async fn run(opts: &Opts) -> Result<()> {
     );
     eprintln!("machine: {}", machine.line());
 
-    let given = opts.addr_url()?;
-    let server = match given {
-        Some(_) => None,
-        None => {
-            eprintln!("starting steward ({} backend) ...", opts.backend.name());
-            let s = Server::start(opts.backend).await?;
-            eprintln!("steward pid {} serving on {}", s.pid(), s.url());
-            Some(s)
-        }
-    };
-    let url = match (&server, given) {
-        (Some(s), _) => s.url(),
-        (None, Some(u)) => u,
-        (None, None) => unreachable!("either --addr or a started server"),
-    };
-    match &server {
-        Some(s) => {
-            report.note(format!("server: steward child pid {} at {url}", s.pid()));
-            if let Some(db) = s.database_url() {
-                report.note(format!(
-                    "database: {db} (set STEWARD_BENCH_PG_URL to change)"
-                ));
-            }
-        }
-        None => report.note(format!(
-            "server: {url} (given with --addr; its memory is not measured)"
-        )),
-    }
+    let (server, url) = crate::server::start_or_given(opts, &mut report).await?;
 
     let mut verdicts = Vec::new();
     let result = async {
@@ -185,18 +158,7 @@ pub async fn run(opts: &Opts) -> Result<()> {
              each); the retries are inside the measured times"
         ));
     }
-    if let (Err(_), Some(s)) = (&result, &server) {
-        eprintln!("{}", s.log_tail());
-    }
-    if let Some(s) = server {
-        let peak = s.stop().await?;
-        report.figure(
-            "server_rss_peak_mb",
-            peak as f64 / MIB,
-            "MB",
-            "peak VmRSS of the server, sampled every 100 ms over the whole run (MiB)",
-        );
-    }
+    crate::server::finish(server, result.is_err(), &mut report).await?;
     if !verdicts.is_empty() {
         let failed = verdicts.iter().filter(|v| v.ends_with("FAIL")).count();
         report.note(format!(

@@ -410,6 +410,54 @@ pub(crate) fn psql(url: &str, sql: &str) -> Result<()> {
     Ok(())
 }
 
+/// The server of a suite: `--addr` when given, else a `steward up` child started here; the
+/// report notes which. Returns the child (None with `--addr`) and the URL to call.
+pub async fn start_or_given(
+    opts: &crate::Opts,
+    report: &mut crate::report::Report,
+) -> Result<(Option<Server>, String)> {
+    if let Some(url) = opts.addr_url()? {
+        report.note(format!(
+            "server: {url} (given with --addr; its memory is not measured)"
+        ));
+        return Ok((None, url));
+    }
+    eprintln!("starting steward ({} backend) ...", opts.backend.name());
+    let s = Server::start(opts.backend).await?;
+    let url = s.url();
+    eprintln!("steward pid {} serving on {url}", s.pid());
+    report.note(format!("server: steward child pid {} at {url}", s.pid()));
+    if let Some(db) = s.database_url() {
+        report.note(format!(
+            "database: {db} (set STEWARD_BENCH_PG_URL to change)"
+        ));
+    }
+    Ok((Some(s), url))
+}
+
+/// Ends a suite's server: prints its log tail when the suite failed, stops it and reports its
+/// peak memory.
+pub async fn finish(
+    server: Option<Server>,
+    failed: bool,
+    report: &mut crate::report::Report,
+) -> Result<()> {
+    let Some(s) = server else {
+        return Ok(());
+    };
+    if failed {
+        eprintln!("{}", s.log_tail());
+    }
+    let peak = s.stop().await?;
+    report.figure(
+        "server_rss_peak_mb",
+        peak as f64 / crate::report::MIB,
+        "MB",
+        "peak VmRSS of the server, sampled every 100 ms over the whole run (MiB)",
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
