@@ -656,13 +656,18 @@ async fn an_ab_test_reads_results_and_promotes_its_winner() {
             .await
             .unwrap()
             .into_inner();
-        // Conversion: 10% on control, 30% on treatment (deterministic).
+        // Conversion: exactly every 10th control user and 3 in 10 treatment
+        // users, counted within each variant, so the true effect is 0.2
+        // whichever users the (salted) hash assigns where.
+        let (mut n_control, mut n_treatment) = (0_u32, 0_u32);
         for i in 0..1200 {
             let r = route(&mut h, &dep, &format!("u{i}"), &format!("ab-{i}")).await;
             let converted = if r.variant == "control" {
-                i % 10 == 0
+                n_control += 1;
+                n_control % 10 == 0
             } else {
-                i % 10 < 3
+                n_treatment += 1;
+                n_treatment % 10 < 3
             };
             h.dep
                 .report_outcome(pb::ReportOutcomeRequest {
