@@ -13,6 +13,7 @@
 //! - [`monitoring_cli`]: `steward baselines|monitors|drift|alerts ...` against a running server.
 //! - [`monitoring_distributed`]: tracking, registry, deployment and monitoring as four processes
 //!   on Postgres and Redis; a drift alert from live traffic rolls a canary back.
+//! - [`metrics`]: `steward up` serving Prometheus metrics on `STEWARD_METRICS_LISTEN`.
 //! - [`python_client`]: `clients/python/example.py` end to end (`STEWARD_TEST_PYTHON`).
 //!
 //! [`support::binaries`] explains how the binaries are found and built. Every child process is
@@ -24,6 +25,7 @@ mod cli;
 mod deployment_cli;
 mod distributed;
 mod embedded;
+mod metrics;
 mod monitoring_cli;
 mod monitoring_distributed;
 mod otel;

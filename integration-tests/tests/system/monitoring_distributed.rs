@@ -18,6 +18,7 @@ use steward_storage::testing::TestDb;
 
 use crate::support::binaries;
 use crate::support::env;
+use crate::support::metrics;
 use crate::support::process::command;
 use crate::support::server::{Server, free_addr};
 use crate::support::tracking::{self as t, unique};
@@ -124,7 +125,11 @@ async fn four_services_close_the_loop_over_redis() {
         ("STEWARD_TRACKING_URL", turl.clone()),
         ("STEWARD_REGISTRY_URL", registry.url()),
     ];
-    let mon_env = [("STEWARD_TRACKING_URL", turl.clone())];
+    let mon_metrics = free_addr();
+    let mon_env = [
+        ("STEWARD_TRACKING_URL", turl.clone()),
+        ("STEWARD_METRICS_LISTEN", mon_metrics.to_string()),
+    ];
     let (deployment, monitoring) = tokio::join!(
         start(binaries::STEWARD_DEPLOYMENT, &common, &dep_env),
         start(binaries::STEWARD_MONITORING, &common, &mon_env),
@@ -286,6 +291,40 @@ async fn four_services_close_the_loop_over_redis() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // The monitoring process's metrics: its own RPCs only, its outbox, and the lag of the
+    // consumer groups on Redis (read from XINFO GROUPS).
+    let text = metrics::scrape(mon_metrics).await;
+    let drift_reports = metrics::sample(
+        &text,
+        r#"steward_grpc_requests_total{service="steward.monitoring.v1.MonitoringService",method="GetDriftReport",code="OK"}"#,
+    );
+    assert!(drift_reports.is_some_and(|n| n >= 2.0), "{text}");
+    assert!(!text.contains("TrackingService"), "{text}");
+    assert!(
+        metrics::sample(&text, r#"steward_outbox_depth{service="monitoring"}"#).is_some(),
+        "{text}"
+    );
+    assert!(
+        metrics::sample(
+            &text,
+            r#"steward_event_group_pending{group="monitoring-decisions"}"#
+        )
+        .is_some(),
+        "{text}"
+    );
+    assert!(
+        metrics::sample(
+            &text,
+            r#"steward_event_group_undelivered{group="deployment-alerts"}"#
+        )
+        .is_some(),
+        "{text}"
+    );
+    assert_eq!(
+        metrics::sample(&text, r#"steward_backend_up{backend="event_bus"}"#),
+        Some(1.0)
+    );
     drop((monitoring, deployment, registry, tracking));
     db.cleanup().await;
 }

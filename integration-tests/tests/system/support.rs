@@ -2,6 +2,7 @@
 
 pub mod binaries;
 pub mod cli;
+pub mod metrics;
 pub mod process;
 pub mod server;
 pub mod tracking;

@@ -62,6 +62,7 @@ pub(crate) fn apply(
             }
             "ROLLOUT_TICK_MS" => cfg.rollout_tick_ms = Some(parse_num(key, value)?),
             "MONITOR_TICK_MS" => cfg.monitor_tick_ms = Some(parse_num(key, value)?),
+            "METRICS_LISTEN" => cfg.metrics_listen = s(),
             // Read by other layers (CLI, logging, tests), not by the service config.
             "ADDR" | "ACTOR" | "TOKEN" | "LOG" | "LOG_FORMAT" | "CONFIG" => {}
             _ if name.starts_with("TEST_") => {}

@@ -62,6 +62,8 @@ pub struct FileConfig {
     pub rollout_tick_ms: Option<u64>,
     /// How often monitoring closes due windows and evaluates rules, ms.
     pub monitor_tick_ms: Option<u64>,
+    /// See [`Config::metrics_listen`]; empty turns the endpoint off.
+    pub metrics_listen: Option<String>,
 }
 
 impl FileConfig {
@@ -209,7 +211,18 @@ impl FileConfig {
                 "must be between 10 and 600000",
             ));
         }
+        let metrics_listen = match self.metrics_listen.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => Some(text.parse().map_err(|_| {
+                ConfigError::new(
+                    "setting",
+                    "metrics_listen",
+                    format!("{text:?} is not HOST:PORT, e.g. 0.0.0.0:9464"),
+                )
+            })?),
+        };
         Ok(Config {
+            metrics_listen,
             decision_sample_rate,
             decision_input_retention_days,
             rollout_tick_ms,

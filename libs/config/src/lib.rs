@@ -125,6 +125,9 @@ pub struct Config {
     pub rollout_tick_ms: u64,
     /// How often monitoring closes due windows and evaluates alert rules, ms (default 1000).
     pub monitor_tick_ms: u64,
+    /// Where Prometheus metrics are served over HTTP (`GET /metrics`); `None` (the default)
+    /// serves none.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Values given on the command line; `None` leaves the lower layers' value.

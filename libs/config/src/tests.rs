@@ -136,3 +136,30 @@ fn deployment_settings_have_defaults_and_are_checked() {
         assert!(k.to_ascii_lowercase().ends_with(&e.key), "{k}: {e}");
     }
 }
+
+#[test]
+fn the_metrics_endpoint_is_off_unless_given_an_address() {
+    let c = Config::load(None, &HashMap::new(), &Overrides::default()).unwrap();
+    assert_eq!(c.metrics_listen, None);
+    let c = Config::load(
+        None,
+        &env(&[("STEWARD_METRICS_LISTEN", "0.0.0.0:9464")]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(c.metrics_listen, Some("0.0.0.0:9464".parse().unwrap()));
+    let c = Config::load(
+        None,
+        &env(&[("STEWARD_METRICS_LISTEN", "")]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(c.metrics_listen, None, "empty turns it off");
+    let e = Config::load(
+        None,
+        &env(&[("STEWARD_METRICS_LISTEN", "9464")]),
+        &Overrides::default(),
+    )
+    .unwrap_err();
+    assert_eq!(e.key, "metrics_listen", "{e}");
+}

@@ -36,6 +36,21 @@ pub trait EventBus: Send + Sync + 'static {
 
     /// Joins consumer group `group` as consumer `consumer`, creating the group if it is new.
     async fn subscribe(&self, group: &str, consumer: &str) -> Result<Subscription>;
+
+    /// How far behind each consumer group is, for operator metrics, by group name.
+    async fn group_lags(&self) -> Result<Vec<GroupLag>>;
+}
+
+/// How far behind one consumer group is ([`EventBus::group_lags`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupLag {
+    /// The group.
+    pub group: String,
+    /// Events published that no consumer of the group has read yet; `None` when the bus cannot
+    /// tell (Redis reports no lag after the stream was trimmed past the group).
+    pub undelivered: Option<u64>,
+    /// Events read by a consumer but not acked yet.
+    pub pending: u64,
 }
 
 /// The stream of deliveries of one consumer in one group, returned by [`EventBus::subscribe`].

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use steward_common::Result;
 use steward_proto::events::EventEnvelope;
 
-use crate::bus::{Acker, Delivery, EventBus, Subscription, SubscriptionSource};
+use crate::bus::{Acker, Delivery, EventBus, GroupLag, Subscription, SubscriptionSource};
 use group::{Group, Take};
 
 /// Settings of an [`InProcessBus`].
@@ -116,6 +116,24 @@ impl EventBus for InProcessBus {
             consumer: Arc::from(consumer),
             replay: Some(0),
         }))
+    }
+
+    async fn group_lags(&self) -> Result<Vec<GroupLag>> {
+        let mut lags: Vec<GroupLag> = self
+            .groups()
+            .by_name
+            .iter()
+            .map(|(name, g)| {
+                let (undelivered, pending) = g.lag();
+                GroupLag {
+                    group: name.clone(),
+                    undelivered: Some(undelivered),
+                    pending,
+                }
+            })
+            .collect();
+        lags.sort_by(|a, b| a.group.cmp(&b.group));
+        Ok(lags)
     }
 }
 

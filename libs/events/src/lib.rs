@@ -21,7 +21,7 @@ mod outbox;
 mod redis_bus;
 mod relay;
 
-pub use bus::{Acker, Delivery, EventBus, Subscription, SubscriptionSource};
+pub use bus::{Acker, Delivery, EventBus, GroupLag, Subscription, SubscriptionSource};
 pub use dedupe::Deduper;
 pub use in_process::{InProcessBus, InProcessOptions};
 pub use outbox::{OutboxRecord, OutboxStore};

@@ -14,7 +14,7 @@ use redis::{Client, Cmd, RedisError, RetryMethod, Value};
 use steward_common::{Error, Result};
 use steward_proto::events::EventEnvelope;
 
-use crate::bus::{EventBus, Subscription};
+use crate::bus::{EventBus, GroupLag, Subscription};
 use subscription::RedisSubscription;
 
 /// The reason of every "Redis cannot be reached" error.
@@ -172,6 +172,19 @@ impl EventBus for RedisBus {
             group,
             consumer,
         )))
+    }
+
+    /// From `XINFO GROUPS`: `lag` (entries not read yet; nil after trimming past the group)
+    /// and `pending`. A stream that does not exist yet has no groups.
+    async fn group_lags(&self) -> Result<Vec<GroupLag>> {
+        let mut cmd = redis::cmd("XINFO");
+        cmd.arg("GROUPS").arg(&*self.key);
+        let reply = match cmd.query_async::<Value>(&mut self.manager.clone()).await {
+            Ok(v) => v,
+            Err(e) if e.to_string().contains("no such key") => return Ok(Vec::new()),
+            Err(e) => return Err(bus_error(e)),
+        };
+        reply::group_lags(reply).map_err(|e| Error::internal(format!("XINFO GROUPS: {e}")))
     }
 }
 

@@ -8,9 +8,11 @@
 //!   `google.rpc.ErrorInfo` and `BadRequest` details, and back.
 //! - [`PageTokenCodec`]: opaque signed page tokens bound to their query.
 //! - [`actor`] / [`request_id`]: who is calling, and which request this is.
+//! - [`metrics`]: per-method request counts, latencies and errors in the Prometheus format.
 
 mod client;
 mod context;
+pub mod metrics;
 mod page_token;
 mod server;
 mod signal;

@@ -3,6 +3,7 @@
 //! gRPC server settings. Shared by the service binaries and `steward up`, so each service crate
 //! stays independent of the others.
 
+pub mod metrics;
 pub mod request;
 mod service_main;
 pub mod testing;

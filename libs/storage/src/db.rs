@@ -170,6 +170,21 @@ impl Db {
         })
     }
 
+    /// Connection pool usage: `(open connections, idle ones, maximum)`.
+    pub fn pool_usage(&self) -> (u32, u32, u32) {
+        fn usage<D: sea_orm::sqlx::Database>(p: &sea_orm::sqlx::Pool<D>) -> (u32, u32, u32) {
+            (
+                p.size(),
+                u32::try_from(p.num_idle()).unwrap_or(u32::MAX),
+                p.options().get_max_connections(),
+            )
+        }
+        match self.backend {
+            Backend::Sqlite => usage(self.conn.get_sqlite_connection_pool()),
+            Backend::Postgres => usage(self.conn.get_postgres_connection_pool()),
+        }
+    }
+
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<(), Error> {
         self.conn.ping().await.map_err(db_err)

@@ -105,6 +105,24 @@ impl SqlOutbox {
             .unwrap_or(0);
         Ok(n as u64)
     }
+
+    /// `(rows not yet relayed, create time in ms of the oldest of them)`, for operator
+    /// metrics: the relay deletes rows once the bus has them, so both measure publish lag.
+    pub async fn backlog(&self) -> Result<(u64, Option<i64>), Error> {
+        let q = Query::select()
+            .expr(Expr::col(T::Id).count())
+            .expr(Expr::col(T::CreateTime).min())
+            .from(T::Table)
+            .and_where(Expr::col(T::Service).eq(self.service.as_str()))
+            .to_owned();
+        let row = self.db.conn().query_one(&q).await.map_err(db_err)?;
+        let Some(row) = row else {
+            return Ok((0, None));
+        };
+        let n: i64 = row.try_get_by_index(0).map_err(db_err)?;
+        let oldest: Option<i64> = row.try_get_by_index(1).map_err(db_err)?;
+        Ok((u64::try_from(n).unwrap_or(0), oldest))
+    }
 }
 
 #[async_trait]

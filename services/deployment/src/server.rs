@@ -164,6 +164,7 @@ pub async fn run(
     let tracking_url = need(&cfg.tracking_url, "tracking_url", "STEWARD_TRACKING_URL")?;
     let b = Backends::open(&cfg).await?;
     let relay = b.start_relay(SERVICE);
+    let _metrics = steward_runtime::metrics::serve(&cfg, &b, &[SERVICE]).await?;
     let svc = services(&b, &cfg, &registry_url, &tracking_url).await?;
     let listener = steward_runtime::bind(&cfg).await?;
     tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "steward-deployment serving");

@@ -79,6 +79,7 @@ pub async fn run(
     })?;
     let b = Backends::open(&cfg).await?;
     let relay = b.start_relay(SERVICE);
+    let _metrics = steward_runtime::metrics::serve(&cfg, &b, &[SERVICE]).await?;
     let svc = services(&b, &cfg, &tracking_url, cfg.deployment_url.as_deref()).await?;
     let listener = steward_runtime::bind(&cfg).await?;
     tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "steward-registry serving");

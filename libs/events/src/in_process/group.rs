@@ -110,6 +110,12 @@ impl Group {
         self.notify.notify_waiters();
     }
 
+    /// `(events not handed out yet, events handed out and not acked)`.
+    pub(super) fn lag(&self) -> (u64, u64) {
+        let st = self.state();
+        (st.backlog.len() as u64, st.pending.len() as u64)
+    }
+
     /// Takes the next event for `consumer`: first its own pending events after `*replay` (while
     /// `replay` is `Some`), then any delivery idle past the redelivery timeout, then a new event.
     pub(super) fn take(&self, consumer: &Arc<str>, replay: &mut Option<u64>) -> Take {

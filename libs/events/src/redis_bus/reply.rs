@@ -27,6 +27,44 @@ pub(super) enum Body {
     Malformed,
 }
 
+/// Parses an `XINFO GROUPS` reply (one map, or flat key/value array, per group).
+pub(super) fn group_lags(value: Value) -> Result<Vec<crate::bus::GroupLag>, String> {
+    let Value::Array(groups) = value else {
+        return Err(format!("unexpected XINFO GROUPS reply: {value:?}"));
+    };
+    let mut out = Vec::with_capacity(groups.len());
+    for g in groups {
+        let pairs: Vec<(Value, Value)> = match g {
+            Value::Map(pairs) => pairs,
+            Value::Array(flat) => {
+                let mut it = flat.into_iter();
+                let mut pairs = Vec::new();
+                while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                    pairs.push((k, v));
+                }
+                pairs
+            }
+            other => return Err(format!("unexpected group in XINFO GROUPS reply: {other:?}")),
+        };
+        let (mut name, mut pending, mut lag) = (None, 0, None);
+        for (k, v) in pairs {
+            match (text(&k).as_deref(), v) {
+                (Some("name"), v) => name = text(&v),
+                (Some("pending"), Value::Int(n)) => pending = u64::try_from(n).unwrap_or(0),
+                (Some("lag"), Value::Int(n)) => lag = u64::try_from(n).ok(),
+                _ => {}
+            }
+        }
+        out.push(crate::bus::GroupLag {
+            group: name.ok_or("a group without a name")?,
+            undelivered: lag,
+            pending,
+        });
+    }
+    out.sort_by(|a, b| a.group.cmp(&b.group));
+    Ok(out)
+}
+
 /// Parses an `XREADGROUP` reply (nil on timeout; one stream as array or map).
 pub(super) fn read_reply(value: Value) -> Result<Vec<Entry>, String> {
     let streams: Vec<(Value, Value)> = match value {

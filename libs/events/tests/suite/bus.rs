@@ -12,6 +12,7 @@ bus_suite!(
     unacked_event_is_redelivered_after_the_idle_timeout,
     resubscribing_consumer_rereads_its_own_pending_events,
     deduper_drops_redeliveries,
+    group_lags_count_what_each_group_has_not_acked,
 );
 
 async fn round_trip_preserves_every_field(backend: &TestBackend) {
@@ -176,4 +177,24 @@ async fn deduper_drops_redeliveries(backend: &TestBackend) {
     }
     assert_eq!(processed, vec![sent]);
     assert_quiet(&mut sub, Duration::from_millis(500)).await;
+}
+
+async fn group_lags_count_what_each_group_has_not_acked(backend: &TestBackend) {
+    let bus = backend.default_bus().await;
+    drop(bus.subscribe("lagging", "l1").await.unwrap());
+    let mut current = bus.subscribe("current", "c1").await.unwrap();
+    let sent: Vec<_> = (1..=3).map(envelope).collect();
+    bus.publish_batch(&sent).await.unwrap();
+    receive(&mut current, sent.len()).await;
+    let lags = bus.group_lags().await.unwrap();
+    let behind = |group: &str| {
+        let lag = lags
+            .iter()
+            .find(|l| l.group == group)
+            .unwrap_or_else(|| panic!("no lag for {group} in {lags:?}"));
+        // A consumer that read ahead before it was dropped holds its reads as pending.
+        lag.undelivered.unwrap_or(0) + lag.pending
+    };
+    assert_eq!(behind("current"), 0, "{lags:?}");
+    assert_eq!(behind("lagging"), 3, "{lags:?}");
 }

@@ -289,6 +289,10 @@ impl EventBus for FlakyBus {
     async fn subscribe(&self, group: &str, consumer: &str) -> Result<Subscription> {
         self.inner.subscribe(group, consumer).await
     }
+
+    async fn group_lags(&self) -> Result<Vec<steward_events::GroupLag>> {
+        self.inner.group_lags().await
+    }
 }
 
 /// Polls `cond` until it holds, panicking after [`SOON`].

@@ -6,6 +6,7 @@
 //! whole response stream.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
@@ -15,19 +16,25 @@ use tonic::body::Body;
 use tonic::{Code, Status};
 use tracing::Span;
 
-/// Records the status of one RPC on its span, exactly once.
+use crate::metrics::{InFlight, MethodStats};
+
+/// Records the status of one RPC on its span and in the process metrics, exactly once.
 pub(crate) struct Recorder {
     span: Span,
     start: Instant,
     done: bool,
+    stats: Arc<MethodStats>,
+    in_flight: Option<InFlight>,
 }
 
 impl Recorder {
-    pub(crate) fn new(span: Span) -> Self {
+    pub(crate) fn new(span: Span, stats: Arc<MethodStats>, in_flight: InFlight) -> Self {
         Self {
             span,
             start: Instant::now(),
             done: false,
+            stats,
+            in_flight: Some(in_flight),
         }
     }
 
@@ -39,7 +46,10 @@ impl Recorder {
         if is_server_error(code) {
             self.span.record("otel.status_code", "ERROR");
         }
-        let elapsed_ms = self.start.elapsed().as_secs_f64() * 1e3;
+        let elapsed = self.start.elapsed();
+        self.stats.observe(code, elapsed);
+        self.in_flight = None;
+        let elapsed_ms = elapsed.as_secs_f64() * 1e3;
         self.span
             .in_scope(|| tracing::debug!(grpc.code = ?code, elapsed_ms, "rpc finished"));
     }

@@ -40,9 +40,9 @@ impl RpcLayer {
         concurrency_limit: usize,
         streaming: HashSet<String>,
     ) -> Self {
-        let permits = Arc::new(Semaphore::new(
-            concurrency_limit.clamp(1, Semaphore::MAX_PERMITS),
-        ));
+        let limit = concurrency_limit.clamp(1, Semaphore::MAX_PERMITS);
+        let permits = Arc::new(Semaphore::new(limit));
+        crate::metrics::global().set_concurrency(permits.clone(), limit);
         Self {
             shared: Arc::new(Shared {
                 request_timeout,
@@ -136,7 +136,12 @@ where
         // Take the service that was (trivially) made ready and leave a fresh clone behind.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        let mut recorder = Recorder::new(span.clone());
+        let metrics = crate::metrics::global();
+        let mut recorder = Recorder::new(
+            span.clone(),
+            metrics.method(&path, service, method),
+            metrics.enter(),
+        );
 
         let future = async move {
             let call = async move {

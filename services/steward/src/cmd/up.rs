@@ -33,6 +33,18 @@ pub async fn up(listen: Option<String>, no_migrate: bool, s: ServerArgs) -> anyh
     let registry_relay = b.start_relay(steward_registry::app::SERVICE);
     let deployment_relay = b.start_relay(steward_deployment::app::SERVICE);
     let monitoring_relay = b.start_relay(steward_monitoring::app::SERVICE);
+    let metrics = steward_runtime::metrics::serve(
+        &cfg,
+        &b,
+        &[
+            steward_tracking::app::SERVICE,
+            steward_registry::app::SERVICE,
+            steward_deployment::app::SERVICE,
+            steward_monitoring::app::SERVICE,
+        ],
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| {
@@ -80,6 +92,9 @@ pub async fn up(listen: Option<String>, no_migrate: bool, s: ServerArgs) -> anyh
     if cfg.is_sqlite() {
         println!("  data dir:  {}", cfg.data_dir.display());
     }
+    if let Some(m) = &metrics {
+        println!("  metrics:   http://{}/metrics", m.local_addr());
+    }
     println!("Try: steward experiments list --addr http://{addr}    (Ctrl-C to stop)");
     let server = GrpcServer::new(tracking::server_config(&cfg))
         .file_descriptor_set(steward_proto::FILE_DESCRIPTOR_SET)
@@ -103,6 +118,7 @@ pub async fn up(listen: Option<String>, no_migrate: bool, s: ServerArgs) -> anyh
             tracing::warn!(error = %e, "outbox relay did not drain before shutdown; pending events are relayed at the next start");
         }
     }
+    drop(metrics);
     b.db.close().await;
     guard.shutdown();
     result.map_err(|e| anyhow::anyhow!("{}", e.message))
