@@ -6,6 +6,7 @@
 //! - [`distributed`]: `steward-tracking` replicas on Postgres, Redis and S3 (the real-backend
 //!   tier: `STEWARD_TEST_DATABASE_URL`, `STEWARD_TEST_REDIS_URL`, `STEWARD_TEST_S3_ENDPOINT`).
 //! - [`otel`]: server spans exported over OTLP to an in-process collector, in the caller's trace.
+//! - [`backup`]: `steward backup` while serving, `steward restore` verified, into a new data dir.
 //! - [`cli`]: `steward experiments|runs|artifacts ...` against a running server.
 //! - [`registry_cli`]: `steward models|versions|alias|approve ...` against a running server.
 //! - [`deployment_cli`]: `steward deploy|rollout|ab|explain|deployments|environments ...`
@@ -21,6 +22,7 @@
 
 mod support;
 
+mod backup;
 mod cli;
 mod deployment_cli;
 mod distributed;

@@ -185,6 +185,26 @@ impl Db {
         }
     }
 
+    /// Writes a consistent snapshot of a SQLite database to the new file `path` (`VACUUM INTO`,
+    /// one read transaction: writers may keep committing meanwhile).
+    ///
+    /// # Errors
+    /// `FAILED_PRECONDITION` on Postgres; a database error if `path` exists or cannot be written.
+    pub async fn snapshot_sqlite_into(&self, path: &std::path::Path) -> Result<(), Error> {
+        if self.backend != Backend::Sqlite {
+            return Err(Error::failed_precondition(
+                "NOT_SQLITE",
+                "only a SQLite database can be snapshotted to a file",
+            ));
+        }
+        let quoted = path.to_string_lossy().replace('\'', "''");
+        self.conn
+            .execute_unprepared(&format!("VACUUM INTO '{quoted}'"))
+            .await
+            .map(drop)
+            .map_err(db_err)
+    }
+
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<(), Error> {
         self.conn.ping().await.map_err(db_err)

@@ -77,6 +77,25 @@ pub enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Take a consistent snapshot of the embedded mode (SQLite database and local artifacts)
+    /// into a new directory; safe while `steward up` runs. Postgres + S3: see README "Backups".
+    Backup {
+        /// Directory to create (must be new or empty).
+        dir: PathBuf,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Restore a backup made by `steward backup` into the data dir, after verifying every file
+    /// against its manifest. Stop the server first.
+    Restore {
+        /// The backup directory.
+        dir: PathBuf,
+        /// Move a non-empty data dir aside (kept as `DATA_DIR.pre-restore-TIME`) and restore.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Experiments.
     Experiments {
         #[command(subcommand)]

@@ -4,6 +4,7 @@ mod ab;
 mod aliases;
 mod artifacts;
 mod audit;
+mod backup;
 mod deploy;
 mod deployment_json;
 mod deployments;
@@ -34,6 +35,8 @@ pub async fn run(cli: Cli) -> ExitCode {
             server,
         } => up::up(listen, no_migrate, server).await,
         Command::Migrate { server } => up::migrate(server).await,
+        Command::Backup { dir, server } => backup::backup(dir, server).await,
+        Command::Restore { dir, force, server } => backup::restore(dir, force, server).await,
         Command::Experiments { cmd, client } => experiments::run(cmd, &client).await,
         Command::Runs { cmd, client } => runs::run(cmd, &client).await,
         Command::Artifacts { cmd, client } => artifacts::run(cmd, &client).await,

@@ -9,7 +9,11 @@ use steward_tracking::server::{self as tracking, Backends, STREAMING_METHODS};
 
 use crate::cli::ServerArgs;
 
-fn load(listen: Option<String>, no_migrate: bool, s: &ServerArgs) -> anyhow::Result<Config> {
+pub(crate) fn load(
+    listen: Option<String>,
+    no_migrate: bool,
+    s: &ServerArgs,
+) -> anyhow::Result<Config> {
     let env: HashMap<String, String> = std::env::vars().collect();
     let o = Overrides {
         listen,
