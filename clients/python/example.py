@@ -2,19 +2,22 @@
 """Steward from Python: track a training run over gRPC.
 
     pip install -r clients/python/requirements.txt
-    clients/python/generate.sh                 # stubs into clients/python/gen/
+    clients/python/generate.sh                 # stubs beside this script (or: pip install ./clients/python)
     steward up &                               # or set STEWARD_ADDR to your server
     python clients/python/example.py
 
 Checks health, lists the services by reflection, creates an experiment and a run, logs params
-and metrics, searches runs with a filter and finishes the run.
+and metrics, searches runs with a filter and finishes the run. It uses the raw stubs; the
+`steward` package also has a shorter API for the same (see README.md).
 """
 
 import os
 import sys
 import uuid
 
-# The generated stubs (see generate.sh); they import each other as `steward.<domain>.v1`.
+# The generated stubs, packages `steward.<domain>.v1` that import each other by those names: in
+# gen/ beside this script (`generate.sh DIR/gen`), beside it (`generate.sh` in a checkout), or
+# installed (`pip install ./clients/python`).
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "gen"))
 
 import grpc  # noqa: E402
