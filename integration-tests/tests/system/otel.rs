@@ -16,16 +16,18 @@ use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use steward_proto::tracking as pb;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use crate::support::env;
 use crate::support::server::Server;
 use crate::support::tracking::unique;
 
 const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
 const PARENT_SPAN_ID: &str = "b7ad6b7169203331";
 
-/// Keeps every exported span.
+/// Keeps every exported span, with the `service.name` of the process that sent it.
 #[derive(Clone, Default)]
 struct Collector {
     spans: Arc<Mutex<Vec<Span>>>,
+    services: Arc<Mutex<Vec<(String, Span)>>>,
 }
 
 #[tonic::async_trait]
@@ -35,8 +37,19 @@ impl TraceService for Collector {
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
         let mut spans = self.spans.lock().unwrap();
+        let mut services = self.services.lock().unwrap();
         for rs in request.into_inner().resource_spans {
+            let service = rs
+                .resource
+                .as_ref()
+                .and_then(|r| r.attributes.iter().find(|kv| kv.key == "service.name"))
+                .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                    Value::StringValue(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
             for ss in rs.scope_spans {
+                services.extend(ss.spans.iter().map(|s| (service.clone(), s.clone())));
                 spans.extend(ss.spans);
             }
         }
@@ -141,4 +154,250 @@ async fn server_spans_reach_an_otlp_collector_in_the_callers_trace() {
         Some("steward.tracking.v1.TrackingService"),
         "{span:?}"
     );
+}
+
+/// Starts the in-process collector; returns it and its `http://` endpoint.
+async fn collector() -> (Collector, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let collector = Collector::default();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(collector.clone()))
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    (collector, endpoint)
+}
+
+/// One ModelInfer call, sent with a known `traceparent` to `steward-deployment`, in a suite of
+/// four processes on Postgres, Redis and S3: the trace holds the deployment's server span, the
+/// registry's and tracking's server spans for the calls it made (version resolution, the model
+/// download), database statements, an S3 GetObject, the Redis publish of the decision event and
+/// the monitoring process consuming that event: one trace, every hop.
+#[tokio::test]
+async fn one_model_infer_is_one_trace_across_services_database_redis_s3_and_events() {
+    use steward_proto::deployment as dpb;
+    use steward_proto::deployment::deployment_service_client::DeploymentServiceClient;
+    use steward_proto::inference as oip;
+    use steward_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
+    use steward_proto::registry as rpb;
+    use steward_proto::registry::registry_service_client::RegistryServiceClient;
+
+    use crate::support::binaries;
+    use crate::support::process::command;
+    use crate::support::server::free_addr;
+    use crate::support::tracking as t;
+
+    let (Some(_), Some(redis), Some(s3)) = (
+        env("STEWARD_TEST_DATABASE_URL"),
+        env("STEWARD_TEST_REDIS_URL"),
+        env("STEWARD_TEST_S3_ENDPOINT"),
+    ) else {
+        eprintln!(
+            "real-backend tier not asked for (set STEWARD_TEST_DATABASE_URL, STEWARD_TEST_REDIS_URL, STEWARD_TEST_S3_ENDPOINT)"
+        );
+        return;
+    };
+    let db = steward_storage::testing::TestDb::postgres_with(false)
+        .await
+        .expect("STEWARD_TEST_DATABASE_URL is set");
+    let (collector, otlp) = collector().await;
+    let bucket = unique("trace").to_lowercase();
+    let common: Vec<(&str, String)> = vec![
+        ("STEWARD_DATABASE_URL", db.url.clone()),
+        ("STEWARD_PAGE_TOKEN_KEY", "k".repeat(64)),
+        ("STEWARD_REDIS_URL", redis),
+        ("STEWARD_REDIS_KEY_PREFIX", format!("{}:", unique("trace"))),
+        ("STEWARD_S3_ENDPOINT", s3),
+        ("STEWARD_S3_BUCKET", bucket),
+        ("STEWARD_S3_PATH_STYLE", "true".into()),
+        ("STEWARD_S3_ACCESS_KEY_ID", "test".into()),
+        ("STEWARD_S3_SECRET_ACCESS_KEY", "test".into()),
+        ("STEWARD_S3_CREATE_BUCKET", "true".into()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100".into()),
+    ];
+    let start = |bin: &'static str, extra: Vec<(&'static str, String)>| {
+        let addr = free_addr();
+        let dir = tempfile::tempdir().unwrap().keep();
+        let mut cmd = command(binaries::path(bin));
+        cmd.args(["--listen", &addr.to_string(), "--data-dir"])
+            .arg(dir)
+            .envs(common.iter().map(|(k, v)| (*k, v.as_str())))
+            .envs(extra.iter().map(|(k, v)| (*k, v.as_str())));
+        Server::start(bin, cmd, addr)
+    };
+    let tracking = start(binaries::STEWARD_TRACKING, vec![]).await;
+    let turl = tracking.url();
+    let registry = start(
+        binaries::STEWARD_REGISTRY,
+        vec![("STEWARD_TRACKING_URL", turl.clone())],
+    )
+    .await;
+    let (deployment, monitoring) = tokio::join!(
+        start(
+            binaries::STEWARD_DEPLOYMENT,
+            vec![
+                ("STEWARD_TRACKING_URL", turl.clone()),
+                ("STEWARD_REGISTRY_URL", registry.url()),
+            ],
+        ),
+        start(
+            binaries::STEWARD_MONITORING,
+            vec![("STEWARD_TRACKING_URL", turl.clone())]
+        ),
+    );
+
+    let mut tc = tracking.tracking();
+    let exp = t::create_experiment(&mut tc, &unique("trace")).await;
+    let run = t::create_run(&mut tc, &exp.name, "train").await;
+    t::upload(
+        &mut tc,
+        &run.name,
+        "model/model.onnx",
+        steward_integration_tests::schema_fixture::MODEL_BYTES,
+    )
+    .await;
+    let mut r = RegistryServiceClient::new(registry.channel.clone());
+    r.create_registered_model(rpb::CreateRegisteredModelRequest {
+        registered_model: Some(rpb::RegisteredModel {
+            name: "traced".into(),
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    })
+    .await
+    .unwrap();
+    r.create_model_version(rpb::CreateModelVersionRequest {
+        parent: "registeredModels/traced".into(),
+        model_version: Some(rpb::ModelVersion {
+            source_run: run.name.clone(),
+            artifact_path: "model".into(),
+            format: "onnx".into(),
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    })
+    .await
+    .unwrap();
+    let dep = DeploymentServiceClient::new(deployment.channel.clone())
+        .create_deployment(dpb::CreateDeploymentRequest {
+            deployment: Some(dpb::Deployment {
+                registered_model: "registeredModels/traced".into(),
+                environment: "environments/staging".into(),
+                ..Default::default()
+            }),
+            variants: vec![dpb::Variant {
+                name: "stable".into(),
+                model_version: "registeredModels/traced/versions/1".into(),
+                weight_bp: 10_000,
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+
+    // The traced call: the first ModelInfer, which loads the model.
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let mut req = tonic::Request::new(oip::ModelInferRequest {
+        model_name: dep.name.clone(),
+        id: unique("traced-infer"),
+        inputs: vec![oip::model_infer_request::InferInputTensor {
+            name: "features".into(),
+            datatype: "FP32".into(),
+            shape: vec![1, 8],
+            contents: Some(oip::InferTensorContents {
+                fp32_contents: vec![0.5; 8],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    req.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace_id}-00f067aa0ba902b7-01")
+            .parse()
+            .unwrap(),
+    );
+    GrpcInferenceServiceClient::new(deployment.channel.clone())
+        .model_infer(req)
+        .await
+        .expect("ModelInfer");
+
+    // Everything below must show up in that one trace.
+    let wanted: [(&str, &str, fn(&Span) -> bool); 7] = [
+        ("steward-deployment", "the ModelInfer server span", |s| {
+            s.kind == SpanKind::Server as i32 && s.name.contains("ModelInfer")
+        }),
+        (
+            "steward-tracking",
+            "tracking's server span of the model download",
+            |s| s.kind == SpanKind::Server as i32 && s.name.contains("DownloadArtifact"),
+        ),
+        ("steward-tracking", "an S3 GetObject", |s| {
+            s.name == "S3 GetObject"
+        }),
+        (
+            "steward-tracking",
+            "a database statement in tracking",
+            |s| attr(s, "db.system").as_deref() == Some("postgresql"),
+        ),
+        (
+            "steward-deployment",
+            "a database statement in deployment",
+            |s| attr(s, "db.system").as_deref() == Some("postgresql"),
+        ),
+        (
+            "steward-deployment",
+            "the Redis publish of the decision event",
+            |s| {
+                s.kind == SpanKind::Producer as i32
+                    && attr(s, "messaging.system").as_deref() == Some("redis")
+            },
+        ),
+        (
+            "steward-monitoring",
+            "monitoring consuming the decision event",
+            |s| s.name == "monitoring.decisions",
+        ),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let seen = collector.services.lock().unwrap().clone();
+        let in_trace: Vec<&(String, Span)> = seen
+            .iter()
+            .filter(|(_, s)| hex::encode(&s.trace_id) == trace_id)
+            .collect();
+        let missing: Vec<&str> = wanted
+            .iter()
+            .filter(|(svc, _, is)| !in_trace.iter().any(|(s, span)| s == svc && is(span)))
+            .map(|(_, what, _)| *what)
+            .collect();
+        if missing.is_empty() {
+            // Every span of the trace hangs off a span of the trace (or the caller's span).
+            let ids: Vec<Vec<u8>> = in_trace.iter().map(|(_, s)| s.span_id.clone()).collect();
+            for (svc, s) in &in_trace {
+                let parent = hex::encode(&s.parent_span_id);
+                assert!(
+                    parent == "00f067aa0ba902b7" || ids.contains(&s.parent_span_id),
+                    "{svc} span {} has a parent outside the trace",
+                    s.name
+                );
+            }
+            break;
+        }
+        if Instant::now() > deadline {
+            let listed: Vec<String> = in_trace
+                .iter()
+                .map(|(svc, s)| format!("{svc}: {} ({})", s.name, s.kind))
+                .collect();
+            panic!("missing from trace {trace_id}: {missing:?}\nspans in it: {listed:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop((monitoring, deployment, registry, tracking));
+    db.cleanup().await;
 }

@@ -105,14 +105,13 @@ impl ObjectStore for S3ObjectStore {
 
     async fn get(&self, key: &ObjectKey) -> Result<(u64, ByteStream)> {
         let object = self.object_key(key)?;
-        let output = match self
+        let call = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(&object)
-            .send()
-            .await
-        {
+            .send();
+        let output = match traced("GetObject", &self.bucket, &object, call).await {
             Ok(output) => output,
             Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
                 return Err(Error::not_found(ARTIFACT_NOT_FOUND, key.artifact_path()));
@@ -142,14 +141,13 @@ impl ObjectStore for S3ObjectStore {
 
     async fn delete(&self, key: &ObjectKey) -> Result<()> {
         let object = self.object_key(key)?;
-        match self
+        let call = self
             .client
             .delete_object()
             .bucket(&self.bucket)
             .key(&object)
-            .send()
-            .await
-        {
+            .send();
+        match traced("DeleteObject", &self.bucket, &object, call).await {
             Ok(_) => Ok(()),
             // Some S3-compatible servers answer 404 instead of 204 for a missing key.
             Err(e) if e.code() == Some("NoSuchKey") => Ok(()),
@@ -212,4 +210,35 @@ impl ObjectStore for S3ObjectStore {
             }
         }
     }
+}
+
+/// Awaits one S3 call and records it as a client span of the current span
+/// ([`steward_telemetry::client_span`]).
+pub(crate) async fn traced<T, E: std::fmt::Display>(
+    operation: &'static str,
+    bucket: &str,
+    object: &str,
+    call: impl std::future::Future<Output = std::result::Result<T, E>>,
+) -> std::result::Result<T, E> {
+    use steward_telemetry::client_span::{Attribute, Call, CallTimer, Kind, record_in_current};
+    let timer = CallTimer::start();
+    let result = call.await;
+    if steward_telemetry::client_span::enabled() {
+        record_in_current(
+            timer,
+            Call {
+                name: format!("S3 {operation}"),
+                kind: Kind::Client,
+                attributes: vec![
+                    Attribute::new("rpc.system", "aws-api"),
+                    Attribute::new("rpc.service", "S3"),
+                    Attribute::new("rpc.method", operation),
+                    Attribute::new("aws.s3.bucket", bucket.to_owned()),
+                    Attribute::new("aws.s3.key", object.to_owned()),
+                ],
+                error: result.as_ref().err().map(ToString::to_string),
+            },
+        );
+    }
+    result
 }

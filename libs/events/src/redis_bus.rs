@@ -15,6 +15,7 @@ use steward_common::{Error, Result};
 use steward_proto::events::EventEnvelope;
 
 use crate::bus::{EventBus, GroupLag, Subscription};
+use steward_telemetry::client_span::{self, Attribute, Call, CallTimer, Kind};
 use subscription::RedisSubscription;
 
 /// The reason of every "Redis cannot be reached" error.
@@ -139,6 +140,33 @@ impl RedisBus {
         cmd
     }
 
+    /// One producer span per published event, in the trace the event carries (its
+    /// `traceparent`), so the hop from the writer's request to the bus shows in that trace.
+    fn trace_publish(&self, timer: CallTimer, envelopes: &[EventEnvelope], result: &Result<()>) {
+        if !client_span::enabled() {
+            return;
+        }
+        for e in envelopes {
+            client_span::record(
+                &steward_telemetry::context_from_traceparent(&e.traceparent),
+                timer,
+                Call {
+                    name: format!("publish {}", e.r#type),
+                    kind: Kind::Producer,
+                    attributes: vec![
+                        Attribute::new("messaging.system", "redis"),
+                        Attribute::new("messaging.operation", "publish"),
+                        Attribute::new("messaging.destination.name", self.key.to_string()),
+                        Attribute::new("messaging.message.id", e.event_id.clone()),
+                        Attribute::new("db.system", "redis"),
+                        Attribute::new("db.operation", "XADD"),
+                    ],
+                    error: result.as_ref().err().map(|e| e.message.clone()),
+                },
+            );
+        }
+    }
+
     async fn query(&self, cmd: &Cmd) -> Result<Value> {
         cmd.query_async(&mut self.manager.clone())
             .await
@@ -149,7 +177,10 @@ impl RedisBus {
 #[async_trait]
 impl EventBus for RedisBus {
     async fn publish(&self, envelope: &EventEnvelope) -> Result<()> {
-        self.query(&self.xadd(envelope)).await.map(drop)
+        let timer = CallTimer::start();
+        let result = self.query(&self.xadd(envelope)).await.map(drop);
+        self.trace_publish(timer, std::slice::from_ref(envelope), &result);
+        result
     }
 
     async fn publish_batch(&self, envelopes: &[EventEnvelope]) -> Result<()> {
@@ -160,9 +191,13 @@ impl EventBus for RedisBus {
         for envelope in envelopes {
             pipe.add_command(self.xadd(envelope));
         }
-        pipe.exec_async(&mut self.manager.clone())
+        let timer = CallTimer::start();
+        let result = pipe
+            .exec_async(&mut self.manager.clone())
             .await
-            .map_err(bus_error)
+            .map_err(bus_error);
+        self.trace_publish(timer, envelopes, &result);
+        result
     }
 
     async fn subscribe(&self, group: &str, consumer: &str) -> Result<Subscription> {

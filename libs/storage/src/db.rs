@@ -88,6 +88,49 @@ pub fn db_err(e: DbErr) -> Error {
     Error::internal(format!("database error: {text}"))
 }
 
+/// Most characters of a statement kept on its span.
+const MAX_STATEMENT_ON_SPAN: usize = 2000;
+
+/// Records one executed statement as a client span of the current span (see
+/// [`steward_telemetry::client_span`]). The SQL has placeholders, never the bound values.
+fn trace_statement(backend: Backend, info: &sea_orm::metric::Info<'_>) {
+    use steward_telemetry::client_span::{Attribute, Call, CallTimer, Kind, record_in_current};
+    if !steward_telemetry::client_span::enabled() {
+        return;
+    }
+    let sql = info.statement.sql.trim();
+    let operation = sql
+        .split_whitespace()
+        .next()
+        .unwrap_or("SQL")
+        .to_ascii_uppercase();
+    let mut statement = sql.to_owned();
+    if statement.len() > MAX_STATEMENT_ON_SPAN {
+        let mut cut = MAX_STATEMENT_ON_SPAN;
+        while !statement.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        statement.truncate(cut);
+    }
+    let system = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgresql",
+    };
+    record_in_current(
+        CallTimer::ended_after(info.elapsed),
+        Call {
+            name: format!("{operation} {system}"),
+            kind: Kind::Client,
+            attributes: vec![
+                Attribute::new("db.system", system),
+                Attribute::new("db.operation", operation),
+                Attribute::new("db.statement", statement),
+            ],
+            error: info.failed.then(|| "the statement failed".to_owned()),
+        },
+    );
+}
+
 impl Db {
     /// Connects to `url` (`sqlite://...` or `postgres://...`).
     pub async fn connect(url: &str, opts: &DbOptions) -> Result<Db, Error> {
@@ -123,13 +166,14 @@ impl Db {
                     .pragma("temp_store", "MEMORY")
             });
         }
-        let conn = Database::connect(co).await.map_err(|e| {
+        let mut conn = Database::connect(co).await.map_err(|e| {
             tracing::error!(error = %e, "cannot connect to the database");
             Error::unavailable(
                 "DATABASE_UNAVAILABLE",
                 format!("cannot connect to the database: {}", short_reason(&e)),
             )
         })?;
+        conn.set_metric_callback(move |info| trace_statement(backend, info));
         Ok(Db {
             conn,
             backend,

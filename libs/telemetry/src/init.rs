@@ -163,6 +163,9 @@ fn install(cfg: &TelemetryConfig) -> Result<TelemetryGuard, Error> {
     for warning in warnings {
         tracing::warn!("{warning}");
     }
+    if exporting_to.is_some() {
+        crate::client_span::enable();
+    }
     match exporting_to {
         Some(endpoint) => tracing::info!(
             %endpoint,

@@ -7,6 +7,7 @@
 //!   and span ids (so trace ids reach logs, audit records and downstream calls); they are exported
 //!   over OTLP/gRPC only when an OTLP endpoint is configured. The returned [`TelemetryGuard`]
 //!   flushes pending spans when shut down or dropped.
+//! - [`client_span`] records calls to the database, Redis and S3 as child spans.
 //! - [`propagation`] moves W3C `traceparent` between `tracing` spans and gRPC metadata, HTTP
 //!   headers and event envelopes; [`TraceInterceptor`] does it for every outgoing tonic call.
 //!
@@ -19,6 +20,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod client_span;
 mod config;
 mod init;
 mod interceptor;

@@ -6,7 +6,7 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
 use steward_common::{Error, ErrorKind, Result};
 
-use super::{PART_SIZE, errors};
+use super::{PART_SIZE, errors, traced};
 use crate::stream::HashingReader;
 
 /// S3 accepts at most this many parts in one multipart upload.
@@ -20,13 +20,14 @@ pub(super) async fn put_single(
     data: Bytes,
 ) -> Result<()> {
     let len = i64::try_from(data.len()).map_err(Error::internal)?;
-    client
+    let call = client
         .put_object()
         .bucket(bucket)
         .key(object)
         .content_length(len)
         .body(Body::from(data))
-        .send()
+        .send();
+    traced("PutObject", bucket, object, call)
         .await
         .map_err(|e| errors::sdk_error("PutObject", object, e))?;
     Ok(())
@@ -46,11 +47,12 @@ pub(super) struct Multipart {
 impl Multipart {
     /// Starts a multipart upload of `object`.
     pub(super) async fn start(client: &Client, bucket: &str, object: &str) -> Result<Self> {
-        let created = client
+        let call = client
             .create_multipart_upload()
             .bucket(bucket)
             .key(object)
-            .send()
+            .send();
+        let created = traced("CreateMultipartUpload", bucket, object, call)
             .await
             .map_err(|e| errors::sdk_error("CreateMultipartUpload", object, e))?;
         let upload_id = created.upload_id().ok_or_else(|| {
@@ -119,7 +121,7 @@ impl Multipart {
         }
         let number = i32::try_from(self.parts.len() + 1).map_err(Error::internal)?;
         let len = i64::try_from(data.len()).map_err(Error::internal)?;
-        let uploaded = self
+        let call = self
             .client
             .upload_part()
             .bucket(&self.bucket)
@@ -128,7 +130,8 @@ impl Multipart {
             .part_number(number)
             .content_length(len)
             .body(Body::from(data))
-            .send()
+            .send();
+        let uploaded = traced("UploadPart", &self.bucket, &self.object, call)
             .await
             .map_err(|e| errors::sdk_error("UploadPart", &self.object, e))?;
         let e_tag = uploaded.e_tag().ok_or_else(|| {
@@ -149,15 +152,15 @@ impl Multipart {
     async fn complete(mut self) -> Result<()> {
         let parts =
             CompletedMultipartUpload::builder().set_parts(Some(std::mem::take(&mut self.parts)));
-        let result = self
+        let call = self
             .client
             .complete_multipart_upload()
             .bucket(&self.bucket)
             .key(&self.object)
             .upload_id(self.upload_id.as_deref().unwrap_or_default())
             .multipart_upload(parts.build())
-            .send()
-            .await;
+            .send();
+        let result = traced("CompleteMultipartUpload", &self.bucket, &self.object, call).await;
         match result {
             Ok(_) => {
                 self.upload_id = None;

@@ -22,7 +22,20 @@ use std::time::{Duration, Instant};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use steward_common::Error;
 
+use steward_telemetry::client_span::{self, CallTimer};
+
 use crate::domain::ModelVersion;
+
+/// The error of a timed Redis call, for its span.
+fn traced_error<T, E: std::fmt::Display>(
+    r: &Result<Result<T, E>, tokio::time::error::Elapsed>,
+) -> Option<String> {
+    match r {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some("timeout".to_owned()),
+    }
+}
 
 /// Longest time an entry outlives the database read that produced it.
 pub const TTL: Duration = Duration::from_secs(1);
@@ -182,12 +195,12 @@ impl ResolveCache {
                 }
                 let mut c = conn.clone();
                 let cmd = redis::cmd("GET").arg(Self::key(prefix, key)).to_owned();
-                match tokio::time::timeout(
-                    REDIS_TIMEOUT,
-                    cmd.query_async::<Option<Vec<u8>>>(&mut c),
-                )
-                .await
-                {
+                let timer = CallTimer::start();
+                let result =
+                    tokio::time::timeout(REDIS_TIMEOUT, cmd.query_async::<Option<Vec<u8>>>(&mut c))
+                        .await;
+                client_span::redis(timer, "GET", traced_error(&result));
+                match result {
                     Ok(Ok(Some(bytes))) => serde_json::from_slice(&bytes).ok(),
                     Ok(Ok(None)) => None,
                     Ok(Err(e)) => {
@@ -254,7 +267,11 @@ impl ResolveCache {
                     .arg(expire_at + 60_000)
                     .ignore();
                 let mut c = conn.clone();
-                match tokio::time::timeout(REDIS_TIMEOUT, pipe.query_async::<()>(&mut c)).await {
+                let timer = CallTimer::start();
+                let result =
+                    tokio::time::timeout(REDIS_TIMEOUT, pipe.query_async::<()>(&mut c)).await;
+                client_span::redis(timer, "SET", traced_error(&result));
+                match result {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => self.redis_failed("put", e),
                     Err(_) => self.redis_failed("put", "timeout"),
