@@ -156,6 +156,9 @@ async fn server_spans_reach_an_otlp_collector_in_the_callers_trace() {
     );
 }
 
+/// A span a trace must hold: the service that sends it, what it is, and how to recognise it.
+type Wanted = (&'static str, &'static str, fn(&Span) -> bool);
+
 /// Starts the in-process collector; returns it and its `http://` endpoint.
 async fn collector() -> (Collector, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -328,7 +331,7 @@ async fn one_model_infer_is_one_trace_across_services_database_redis_s3_and_even
         .expect("ModelInfer");
 
     // Everything below must show up in that one trace.
-    let wanted: [(&str, &str, fn(&Span) -> bool); 7] = [
+    let wanted: [Wanted; 7] = [
         ("steward-deployment", "the ModelInfer server span", |s| {
             s.kind == SpanKind::Server as i32 && s.name.contains("ModelInfer")
         }),

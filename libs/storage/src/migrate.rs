@@ -63,6 +63,14 @@ async fn run_once(db: &Db) -> Result<(), Error> {
     Ok(())
 }
 
+/// Names of every migration this binary knows, in order.
+pub fn known() -> Vec<String> {
+    Migrator::migrations()
+        .iter()
+        .map(|m| m.name().to_string())
+        .collect()
+}
+
 /// Names of the applied migrations (for `steward migrate` output and tests).
 pub async fn applied(db: &Db) -> Result<Vec<String>, Error> {
     let rows = Migrator::get_applied_migrations(db.conn())

@@ -102,6 +102,19 @@ impl TestDb {
         v
     }
 
+    /// Runs a multi-statement SQL script on this database (a fixture dump: `sqlite3 .dump`
+    /// on SQLite, `pg_dump --inserts` on Postgres).
+    ///
+    /// # Panics
+    /// If a statement fails.
+    pub async fn run_script(&self, sql: &str) {
+        self.db
+            .conn()
+            .execute_unprepared(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{}: the script failed: {e}", self.label));
+    }
+
     /// Drops the Postgres test database (SQLite's directory is removed on drop).
     pub async fn cleanup(self) {
         let TestDb { db, pg_admin, .. } = self;
