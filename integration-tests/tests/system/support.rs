@@ -3,6 +3,7 @@
 pub mod binaries;
 pub mod cli;
 pub mod metrics;
+pub mod private;
 pub mod process;
 pub mod server;
 pub mod tracking;

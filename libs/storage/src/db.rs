@@ -60,6 +60,30 @@ impl std::fmt::Debug for Db {
     }
 }
 
+/// Whether an error's text says the server went away or cannot take connections: I/O errors,
+/// pool timeouts, Postgres `57P01..57P03` (shutting down, starting up) and class `08`
+/// (connection exceptions). A retry after the server is back succeeds.
+fn connection_lost(text: &str) -> bool {
+    const SIGNS: [&str; 13] = [
+        "terminating connection due to administrator command",
+        "error communicating with database",
+        "pool timed out",
+        "attempted to acquire a connection on a closed pool",
+        "Connection refused",
+        "Connection reset",
+        "Broken pipe",
+        "unexpected end of file",
+        "57P01",
+        "57P02",
+        "57P03",
+        "the database system is shutting down",
+        "the database system is starting up",
+    ];
+    SIGNS.iter().any(|s| text.contains(s))
+        || text.contains("SQLSTATE 08")
+        || text.contains("code: \"08")
+}
+
 /// Maps a database error to a Steward error, logging internals once here.
 pub fn db_err(e: DbErr) -> Error {
     let text = e.to_string();
@@ -78,7 +102,7 @@ pub fn db_err(e: DbErr) -> Error {
             "concurrent update conflict; retry",
         );
     }
-    if matches!(e, DbErr::ConnectionAcquire(_) | DbErr::Conn(_)) {
+    if matches!(e, DbErr::ConnectionAcquire(_) | DbErr::Conn(_)) || connection_lost(&text) {
         tracing::warn!(error = %text, "database unavailable");
         return Error::unavailable(
             "DATABASE_UNAVAILABLE",
