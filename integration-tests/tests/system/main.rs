@@ -7,6 +7,7 @@
 //!   tier: `STEWARD_TEST_DATABASE_URL`, `STEWARD_TEST_REDIS_URL`, `STEWARD_TEST_S3_ENDPOINT`).
 //! - [`otel`]: server spans exported over OTLP to an in-process collector, in the caller's trace.
 //! - [`backup`]: `steward backup` while serving, `steward restore` verified, into a new data dir.
+//! - [`demo`]: `steward demo`, the whole lifecycle against its own embedded server, cleaning up.
 //! - [`cli`]: `steward experiments|runs|artifacts ...` against a running server.
 //! - [`registry_cli`]: `steward models|versions|alias|approve ...` against a running server.
 //! - [`deployment_cli`]: `steward deploy|rollout|ab|explain|deployments|environments ...`
@@ -14,8 +15,13 @@
 //! - [`monitoring_cli`]: `steward baselines|monitors|drift|alerts ...` against a running server.
 //! - [`monitoring_distributed`]: tracking, registry, deployment and monitoring as four processes
 //!   on Postgres and Redis; a drift alert from live traffic rolls a canary back.
+//! - [`faults`]: SIGKILL mid-traffic, a Redis outage and a PostgreSQL restart, on private
+//!   servers the tests start.
 //! - [`metrics`]: `steward up` serving Prometheus metrics on `STEWARD_METRICS_LISTEN`.
 //! - [`python_client`]: `clients/python/example.py` end to end (`STEWARD_TEST_PYTHON`).
+//!
+//! - [`upgrade`]: databases written by each earlier release migrate (SQLite and Postgres) and
+//!   serve their data.
 //!
 //! [`support::binaries`] explains how the binaries are found and built. Every child process is
 //! killed when its test ends, and its output is printed when the test fails.
@@ -24,9 +30,11 @@ mod support;
 
 mod backup;
 mod cli;
+mod demo;
 mod deployment_cli;
 mod distributed;
 mod embedded;
+mod faults;
 mod metrics;
 mod monitoring_cli;
 mod monitoring_distributed;
@@ -34,3 +42,4 @@ mod otel;
 mod python_client;
 mod registry_cli;
 mod registry_distributed;
+mod upgrade;

@@ -77,6 +77,17 @@ pub enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Show the whole model lifecycle in under a minute, with nothing else installed: starts
+    /// an embedded server on a temporary data dir, tracks training runs, registers, approves and
+    /// deploys the best model, rolls it out to production as a canary under live ModelInfer
+    /// traffic, runs an A/B test, shifts the inputs until a drift alert rolls the canary back,
+    /// explains a prediction and verifies the audit trail, printing each step.
+    Demo {
+        /// Use this (new or empty) directory as the data dir and keep it afterwards, to look
+        /// around with `steward up --data-dir DIR`.
+        #[arg(long, value_name = "DIR")]
+        keep: Option<PathBuf>,
+    },
     /// Take a consistent snapshot of the embedded mode (SQLite database and local artifacts)
     /// into a new directory; safe while `steward up` runs. Postgres + S3: see README "Backups".
     Backup {

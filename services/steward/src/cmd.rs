@@ -5,6 +5,7 @@ mod aliases;
 mod artifacts;
 mod audit;
 mod backup;
+mod demo;
 mod deploy;
 mod deployment_json;
 mod deployments;
@@ -35,6 +36,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             server,
         } => up::up(listen, no_migrate, server).await,
         Command::Migrate { server } => up::migrate(server).await,
+        Command::Demo { keep } => demo::run(keep).await,
         Command::Backup { dir, server } => backup::backup(dir, server).await,
         Command::Restore { dir, force, server } => backup::restore(dir, force, server).await,
         Command::Experiments { cmd, client } => experiments::run(cmd, &client).await,

@@ -1,7 +1,7 @@
 //! `steward audit ...`: export the audit trail as JSON Lines, print the chain heads (anchors),
 //! and verify an export offline or the server's chains.
 
-mod offline;
+pub(super) mod offline;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

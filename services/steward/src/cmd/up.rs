@@ -1,6 +1,7 @@
 //! `steward up` and `steward migrate`.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use anyhow::Context;
 use steward_config::{Config, Overrides, redact_url};
@@ -30,6 +31,55 @@ pub async fn up(listen: Option<String>, no_migrate: bool, s: ServerArgs) -> anyh
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let guard =
         steward_telemetry::init(&tcfg).map_err(|e| anyhow::anyhow!("telemetry: {}", e.message))?;
+    let result = serve(cfg, banner, steward_grpc::shutdown_signal()).await;
+    guard.shutdown();
+    result
+}
+
+/// What [`serve`] reports once every service is built and the port is bound.
+pub(crate) struct Started<'a> {
+    /// The configuration it runs with.
+    pub cfg: &'a Config,
+    /// The bound gRPC address (the real port when `cfg.listen` asked for port 0).
+    pub addr: SocketAddr,
+    /// Where artifacts are stored.
+    pub artifacts: String,
+    /// Where Prometheus metrics are served, if anywhere.
+    pub metrics: Option<SocketAddr>,
+}
+
+/// The start-up banner of `steward up`.
+fn banner(s: &Started<'_>) {
+    let (cfg, addr) = (s.cfg, s.addr);
+    println!("Steward is up: gRPC on {addr} (health and reflection on)");
+    println!("  database:  {}", redact_url(&cfg.database_url));
+    println!("  artifacts: {}", s.artifacts);
+    println!(
+        "  events:    {}",
+        cfg.redis_url
+            .as_deref()
+            .map(|u| format!("Redis Streams at {}", redact_url(u)))
+            .unwrap_or_else(|| "in-process".into())
+    );
+    if cfg.is_sqlite() {
+        println!("  data dir:  {}", cfg.data_dir.display());
+    }
+    if let Some(m) = &s.metrics {
+        println!("  metrics:   http://{m}/metrics");
+    }
+    println!("Try: steward experiments list --addr http://{addr}    (Ctrl-C to stop)");
+}
+
+/// Opens the backends of `cfg` and serves every service (tracking, registry and audit,
+/// deployment and inference, monitoring) on one port until `shutdown` resolves, then stops the
+/// background tasks and relays and closes the database. `started` is called once, after the
+/// port is bound and before serving (`steward up` prints its banner; `steward demo` learns the
+/// port).
+pub(crate) async fn serve(
+    cfg: Config,
+    started: impl FnOnce(&Started<'_>),
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
     let b = Backends::open(&cfg)
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
@@ -65,7 +115,7 @@ pub async fn up(listen: Option<String>, no_migrate: bool, s: ServerArgs) -> anyh
         } else {
             addr.ip()
         };
-        format!("http://{}", std::net::SocketAddr::new(ip, addr.port()))
+        format!("http://{}", SocketAddr::new(ip, addr.port()))
     });
     let own_url = tracking_url.clone();
     let registry = steward_registry::server::services(
@@ -83,23 +133,12 @@ pub async fn up(listen: Option<String>, no_migrate: bool, s: ServerArgs) -> anyh
     let monitoring = steward_monitoring::server::services(&b, &cfg, Some(&tracking_url))
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-    println!("Steward is up: gRPC on {addr} (health and reflection on)");
-    println!("  database:  {}", redact_url(&cfg.database_url));
-    println!("  artifacts: {}", b.objects.describe());
-    println!(
-        "  events:    {}",
-        cfg.redis_url
-            .as_deref()
-            .map(|u| format!("Redis Streams at {}", redact_url(u)))
-            .unwrap_or_else(|| "in-process".into())
-    );
-    if cfg.is_sqlite() {
-        println!("  data dir:  {}", cfg.data_dir.display());
-    }
-    if let Some(m) = &metrics {
-        println!("  metrics:   http://{}/metrics", m.local_addr());
-    }
-    println!("Try: steward experiments list --addr http://{addr}    (Ctrl-C to stop)");
+    started(&Started {
+        cfg: &cfg,
+        addr,
+        artifacts: b.objects.describe(),
+        metrics: metrics.as_ref().map(|m| m.local_addr()),
+    });
     let server = GrpcServer::new(tracking::server_config(&cfg))
         .file_descriptor_set(steward_proto::FILE_DESCRIPTOR_SET)
         .add_streaming_methods(STREAMING_METHODS)
@@ -110,9 +149,7 @@ pub async fn up(listen: Option<String>, no_migrate: bool, s: ServerArgs) -> anyh
         .add_service(deployment.deployment)
         .add_service(deployment.inference)
         .add_service(monitoring.monitoring);
-    let result = server
-        .serve(listener, steward_grpc::shutdown_signal())
-        .await;
+    let result = server.serve(listener, shutdown).await;
     registry.invalidator.abort();
     for t in deployment.tasks.into_iter().chain(monitoring.tasks) {
         t.abort();
@@ -124,7 +161,6 @@ pub async fn up(listen: Option<String>, no_migrate: bool, s: ServerArgs) -> anyh
     }
     drop(metrics);
     b.db.close().await;
-    guard.shutdown();
     result.map_err(|e| anyhow::anyhow!("{}", e.message))
 }
 
