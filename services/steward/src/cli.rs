@@ -87,6 +87,19 @@ pub enum Command {
         /// around with `steward up --data-dir DIR`.
         #[arg(long, value_name = "DIR")]
         keep: Option<PathBuf>,
+        /// Run the story against running services instead of an embedded server: the tracking
+        /// service's URL (give all four).
+        #[arg(long, value_name = "URL", requires_all = ["registry", "deployment", "monitoring"])]
+        tracking: Option<String>,
+        /// The registry (and audit) service's URL.
+        #[arg(long, value_name = "URL", requires = "tracking")]
+        registry: Option<String>,
+        /// The deployment service's URL.
+        #[arg(long, value_name = "URL", requires = "tracking")]
+        deployment: Option<String>,
+        /// The monitoring service's URL.
+        #[arg(long, value_name = "URL", requires = "tracking")]
+        monitoring: Option<String>,
     },
     /// Take a consistent snapshot of the embedded mode (SQLite database and local artifacts)
     /// into a new directory; safe while `steward up` runs. Postgres + S3: see README "Backups".

@@ -36,7 +36,26 @@ pub async fn run(cli: Cli) -> ExitCode {
             server,
         } => up::up(listen, no_migrate, server).await,
         Command::Migrate { server } => up::migrate(server).await,
-        Command::Demo { keep } => demo::run(keep).await,
+        Command::Demo {
+            keep,
+            tracking,
+            registry,
+            deployment,
+            monitoring,
+        } => {
+            let remote = match (tracking, registry, deployment, monitoring) {
+                (Some(tracking), Some(registry), Some(deployment), Some(monitoring)) => {
+                    Some(demo::Endpoints {
+                        tracking,
+                        registry,
+                        deployment,
+                        monitoring,
+                    })
+                }
+                _ => None,
+            };
+            demo::run(keep, remote).await
+        }
         Command::Backup { dir, server } => backup::backup(dir, server).await,
         Command::Restore { dir, force, server } => backup::restore(dir, force, server).await,
         Command::Experiments { cmd, client } => experiments::run(cmd, &client).await,

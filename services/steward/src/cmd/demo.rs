@@ -32,14 +32,43 @@ use crate::cli::ClientArgs;
 /// How many steps the demo has.
 const STEPS: usize = 11;
 
-/// Runs `steward demo`; with `keep`, the data dir is `keep` (new or empty) and stays.
-pub async fn run(keep: Option<PathBuf>) -> Result<()> {
+/// Where each service is served: one embedded server for all, or four separate services.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    /// `http://host:port` of the tracking service.
+    pub tracking: String,
+    /// Of the registry (and audit) service.
+    pub registry: String,
+    /// Of the deployment service (and the Open Inference Protocol).
+    pub deployment: String,
+    /// Of the monitoring service.
+    pub monitoring: String,
+}
+
+impl Endpoints {
+    fn all(url: String) -> Endpoints {
+        Endpoints {
+            tracking: url.clone(),
+            registry: url.clone(),
+            deployment: url.clone(),
+            monitoring: url,
+        }
+    }
+}
+
+/// Runs `steward demo`; with `keep`, the data dir is `keep` (new or empty) and stays. With
+/// `remote`, the story runs against those running services instead of an embedded server (the
+/// data dir then only receives the audit export).
+pub async fn run(keep: Option<PathBuf>, remote: Option<Endpoints>) -> Result<()> {
     let started = Instant::now();
     let dir = DataDir::create(keep)?;
     let tcfg = telemetry()?;
     let guard =
         steward_telemetry::init(&tcfg).map_err(|e| anyhow::anyhow!("telemetry: {}", e.message))?;
-    let result = with_server(dir.path()).await;
+    let result = match remote {
+        Some(endpoints) => against(&endpoints, dir.path()).await,
+        None => with_server(dir.path()).await,
+    };
     guard.shutdown();
     let kept = dir.finish();
     result?;
@@ -115,8 +144,9 @@ async fn with_server(dir: &Path) -> Result<()> {
         );
         println!("  data dir: {}", dir.display());
         println!("  people:   alice trains and deploys, bob reviews");
+        let endpoints = Endpoints::all(format!("http://{addr}"));
         let result = tokio::select! {
-            r = tell(addr, dir) => r,
+            r = tell(&endpoints, dir) => r,
             _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
         };
         let _ = stop_tx.send(());
@@ -127,9 +157,23 @@ async fn with_server(dir: &Path) -> Result<()> {
     served.context("the embedded server failed")
 }
 
+/// Tells the story against running services.
+async fn against(endpoints: &Endpoints, dir: &Path) -> Result<()> {
+    println!("Steward demo: the model lifecycle, end to end.");
+    println!(
+        "  services: tracking {}, registry {}, deployment {}, monitoring {}",
+        endpoints.tracking, endpoints.registry, endpoints.deployment, endpoints.monitoring
+    );
+    println!("  people:   alice trains and deploys, bob reviews");
+    tokio::select! {
+        r = tell(endpoints, dir) => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    }
+}
+
 /// The steps, in order; the first failure stops the demo naming its step.
-async fn tell(addr: SocketAddr, dir: &Path) -> Result<()> {
-    let mut d = lifecycle::Demo::connect(addr, dir).await?;
+async fn tell(endpoints: &Endpoints, dir: &Path) -> Result<()> {
+    let mut d = lifecycle::Demo::connect(endpoints, dir).await?;
     step(1, "Track training runs", d.track()).await?;
     step(2, "The model production serves today", d.today()).await?;
     step(3, "Register the best run's model", d.register_best()).await?;
@@ -157,10 +201,10 @@ async fn step<T>(n: usize, title: &str, f: impl Future<Output = Result<T>>) -> R
         .with_context(|| format!("step {n}/{STEPS} ({title}) failed"))
 }
 
-/// Client options for `actor` against the embedded server.
-fn client_args(addr: SocketAddr, actor: &str) -> ClientArgs {
+/// Client options for `actor` against the service at `url`.
+fn client_args(url: &str, actor: &str) -> ClientArgs {
     ClientArgs {
-        addr: format!("http://{addr}"),
+        addr: url.to_string(),
         token: None,
         actor: Some(actor.to_string()),
         json: false,

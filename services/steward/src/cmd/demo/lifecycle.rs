@@ -1,7 +1,6 @@
 //! The demo's clients and state, and steps 2 to 5: the model production serves today, the best
 //! run's model registered, approved and deployed to staging.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
@@ -11,7 +10,7 @@ use steward_proto::registry as rpb;
 use steward_proto::tracking as tpb;
 
 use super::track::latest;
-use super::{client_args, say};
+use super::{Endpoints, client_args, say};
 use crate::cmd::deployments::split_text;
 use crate::cmd::output::time;
 use crate::cmd::registry_json::{approval, status};
@@ -76,17 +75,17 @@ pub(super) struct Demo {
 }
 
 impl Demo {
-    /// Connects every client to the embedded server at `addr`.
-    pub async fn connect(addr: SocketAddr, dir: &Path) -> Result<Demo> {
-        let alice = client_args(addr, ALICE);
+    /// Connects every client to its service.
+    pub async fn connect(e: &Endpoints, dir: &Path) -> Result<Demo> {
+        let alice = |url: &str| client_args(url, ALICE);
         Ok(Demo {
-            tracking: tracking_client(&alice).await?,
-            registry: registry_client(&alice).await?,
-            reviewer: registry_client(&client_args(addr, BOB)).await?,
-            deploy: deployment_client(&alice).await?,
-            infer: inference_client(&alice).await?,
-            monitor: monitoring_client(&alice).await?,
-            audit: audit_client(&alice).await?,
+            tracking: tracking_client(&alice(&e.tracking)).await?,
+            registry: registry_client(&alice(&e.registry)).await?,
+            reviewer: registry_client(&client_args(&e.registry, BOB)).await?,
+            deploy: deployment_client(&alice(&e.deployment)).await?,
+            infer: inference_client(&alice(&e.deployment)).await?,
+            monitor: monitoring_client(&alice(&e.monitoring)).await?,
+            audit: audit_client(&alice(&e.registry)).await?,
             dir: dir.to_path_buf(),
             experiment: String::new(),
             digest: String::new(),
