@@ -129,27 +129,7 @@ pub async fn populate(channel: Channel, version: u32) -> anyhow::Result<()> {
     }
 
     let mut rc = RegistryServiceClient::new(channel.clone());
-    rc.create_registered_model(rpb::CreateRegisteredModelRequest {
-        registered_model: Some(rpb::RegisteredModel {
-            name: MODEL.into(),
-            ..Default::default()
-        }),
-        request_id: String::new(),
-    })
-    .await
-    .context("CreateRegisteredModel")?;
-    rc.create_model_version(rpb::CreateModelVersionRequest {
-        parent: format!("registeredModels/{MODEL}"),
-        model_version: Some(rpb::ModelVersion {
-            source_run: run.name.clone(),
-            artifact_path: "model".into(),
-            format: "onnx".into(),
-            ..Default::default()
-        }),
-        request_id: String::new(),
-    })
-    .await
-    .context("CreateModelVersion")?;
+    register(&mut rc, MODEL, &run.name).await?;
     rc.set_model_version_alias(rpb::SetModelVersionAliasRequest {
         registered_model: format!("registeredModels/{MODEL}"),
         alias: "champion".into(),
@@ -197,19 +177,60 @@ async fn explain(channel: &Channel, request_id: &str) -> anyhow::Result<dpb::Dec
     }
 }
 
+/// Creates registered model `model` and its version 1 from `run`'s `model/` artifacts (ONNX).
+///
+/// # Errors
+/// A failed call.
+pub async fn register(
+    rc: &mut RegistryServiceClient<Channel>,
+    model: &str,
+    run: &str,
+) -> anyhow::Result<()> {
+    rc.create_registered_model(rpb::CreateRegisteredModelRequest {
+        registered_model: Some(rpb::RegisteredModel {
+            name: model.into(),
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    })
+    .await
+    .context("CreateRegisteredModel")?;
+    rc.create_model_version(rpb::CreateModelVersionRequest {
+        parent: format!("registeredModels/{model}"),
+        model_version: Some(rpb::ModelVersion {
+            source_run: run.into(),
+            artifact_path: "model".into(),
+            format: "onnx".into(),
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    })
+    .await
+    .context("CreateModelVersion")?;
+    Ok(())
+}
+
 /// Deploys version 1 of [`MODEL`] to staging; returns the deployment's name.
 async fn deploy(channel: &Channel) -> anyhow::Result<String> {
+    deploy_staging(channel, MODEL).await
+}
+
+/// Deploys version 1 of `model` to staging, all traffic; returns the deployment's name.
+///
+/// # Errors
+/// A failed call.
+pub async fn deploy_staging(channel: &Channel, model: &str) -> anyhow::Result<String> {
     let mut dc = DeploymentServiceClient::new(channel.clone());
     let dep = dc
         .create_deployment(dpb::CreateDeploymentRequest {
             deployment: Some(dpb::Deployment {
-                registered_model: format!("registeredModels/{MODEL}"),
+                registered_model: format!("registeredModels/{model}"),
                 environment: "environments/staging".into(),
                 ..Default::default()
             }),
             variants: vec![dpb::Variant {
                 name: "stable".into(),
-                model_version: format!("registeredModels/{MODEL}/versions/1"),
+                model_version: format!("registeredModels/{model}/versions/1"),
                 weight_bp: 10_000,
                 ..Default::default()
             }],
@@ -292,27 +313,9 @@ pub async fn verify(channel: Channel, version: u32) -> anyhow::Result<()> {
     // The registry: the version written at schema 2, or one made now on the old run.
     let mut rc = RegistryServiceClient::new(channel.clone());
     if version < 2 {
-        rc.create_registered_model(rpb::CreateRegisteredModelRequest {
-            registered_model: Some(rpb::RegisteredModel {
-                name: MODEL.into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .context("CreateRegisteredModel on the upgraded database")?;
-        rc.create_model_version(rpb::CreateModelVersionRequest {
-            parent: format!("registeredModels/{MODEL}"),
-            model_version: Some(rpb::ModelVersion {
-                source_run: run.name.clone(),
-                artifact_path: "model".into(),
-                format: "onnx".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .context("CreateModelVersion from a run written at schema 1")?;
+        register(&mut rc, MODEL, &run.name)
+            .await
+            .context("registering a run written at schema 1")?;
     } else {
         let v = rc
             .get_model_version(rpb::GetModelVersionRequest {

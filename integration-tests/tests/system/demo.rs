@@ -8,9 +8,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::support::binaries;
-use crate::support::env;
 use crate::support::process::{Output, Proc, command};
-use crate::support::server::{Server, free_addr};
+use crate::support::suite::Suite;
 
 /// The demo's time budget (it takes well under a minute in a debug build).
 const TIMEOUT: Duration = Duration::from_secs(180);
@@ -264,83 +263,25 @@ async fn steward_demo_runs_the_whole_lifecycle_and_cleans_up() {
 
 #[tokio::test]
 async fn the_lifecycle_runs_on_four_services_over_postgres_redis_and_s3() {
-    let (Some(_), Some(redis), Some(s3)) = (
-        env("STEWARD_TEST_DATABASE_URL"),
-        env("STEWARD_TEST_REDIS_URL"),
-        env("STEWARD_TEST_S3_ENDPOINT"),
-    ) else {
-        eprintln!(
-            "real-backend tier not asked for (set STEWARD_TEST_DATABASE_URL, STEWARD_TEST_REDIS_URL, STEWARD_TEST_S3_ENDPOINT)"
-        );
-        return;
-    };
-    let db = steward_storage::testing::TestDb::postgres_with(false)
-        .await
-        .expect("STEWARD_TEST_DATABASE_URL is set");
-    let bucket = crate::support::tracking::unique("lifecycle").to_lowercase();
-    let common: Vec<(&str, String)> = vec![
-        ("STEWARD_DATABASE_URL", db.url.clone()),
-        ("STEWARD_PAGE_TOKEN_KEY", "k".repeat(64)),
-        ("STEWARD_REDIS_URL", redis),
-        (
-            "STEWARD_REDIS_KEY_PREFIX",
-            format!("{}:", crate::support::tracking::unique("lifecycle")),
-        ),
-        ("STEWARD_S3_ENDPOINT", s3),
-        ("STEWARD_S3_BUCKET", bucket),
-        ("STEWARD_S3_PATH_STYLE", "true".into()),
-        ("STEWARD_S3_ACCESS_KEY_ID", "test".into()),
-        ("STEWARD_S3_SECRET_ACCESS_KEY", "test".into()),
-        ("STEWARD_S3_CREATE_BUCKET", "true".into()),
-        // The demo's pace: fast controller and monitoring ticks, every decision's inputs kept.
+    // The demo's pace: fast controller and monitoring ticks, every decision's inputs kept.
+    let Some(suite) = Suite::start(&[
         ("STEWARD_ROLLOUT_TICK_MS", "100".into()),
         ("STEWARD_MONITOR_TICK_MS", "100".into()),
         ("STEWARD_DECISION_SAMPLE_RATE", "1".into()),
-    ];
-    let start = |bin: &'static str, extra: Vec<(&'static str, String)>| {
-        let addr = free_addr();
-        let dir = tempfile::tempdir().unwrap().keep();
-        let mut cmd = command(binaries::path(bin));
-        cmd.args(["--listen", &addr.to_string(), "--data-dir"])
-            .arg(dir)
-            .envs(common.iter().map(|(k, v)| (*k, v.as_str())))
-            .envs(extra.iter().map(|(k, v)| (*k, v.as_str())));
-        Server::start(bin, cmd, addr)
+    ])
+    .await
+    else {
+        return;
     };
-    let tracking = start(binaries::STEWARD_TRACKING, vec![]).await;
-    let turl = tracking.url();
-    let (registry, monitoring) = tokio::join!(
-        start(
-            binaries::STEWARD_REGISTRY,
-            vec![("STEWARD_TRACKING_URL", turl.clone())],
-        ),
-        start(
-            binaries::STEWARD_MONITORING,
-            vec![("STEWARD_TRACKING_URL", turl.clone())],
-        ),
-    );
-    let deployment = start(
-        binaries::STEWARD_DEPLOYMENT,
-        vec![
-            ("STEWARD_TRACKING_URL", turl.clone()),
-            ("STEWARD_REGISTRY_URL", registry.url()),
-        ],
-    )
-    .await;
-
     let keep = tempfile::tempdir().unwrap();
     let mut cmd = command(binaries::path(binaries::STEWARD));
-    cmd.args(["demo", "--tracking", &turl, "--registry", &registry.url()])
-        .args([
-            "--deployment",
-            &deployment.url(),
-            "--monitoring",
-            &monitoring.url(),
-        ])
+    cmd.args(["demo", "--tracking", &suite.tracking.url()])
+        .args(["--registry", &suite.registry.url()])
+        .args(["--deployment", &suite.deployment.url()])
+        .args(["--monitoring", &suite.monitoring.url()])
         .arg("--keep")
         .arg(keep.path().join("demo"));
     let out = Proc::run("steward demo (four services)", cmd, TIMEOUT).await;
     check_story(&out);
-    drop((deployment, monitoring, registry, tracking));
-    db.cleanup().await;
+    suite.stop().await;
 }

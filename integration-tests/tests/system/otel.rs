@@ -16,7 +16,6 @@ use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use steward_proto::tracking as pb;
 use tokio_stream::wrappers::TcpListenerStream;
 
-use crate::support::env;
 use crate::support::server::Server;
 use crate::support::tracking::unique;
 
@@ -179,77 +178,24 @@ async fn collector() -> (Collector, String) {
 /// the monitoring process consuming that event: one trace, every hop.
 #[tokio::test]
 async fn one_model_infer_is_one_trace_across_services_database_redis_s3_and_events() {
-    use steward_proto::deployment as dpb;
-    use steward_proto::deployment::deployment_service_client::DeploymentServiceClient;
+    use steward_integration_tests::schema_fixture;
     use steward_proto::inference as oip;
     use steward_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
-    use steward_proto::registry as rpb;
     use steward_proto::registry::registry_service_client::RegistryServiceClient;
 
-    use crate::support::binaries;
-    use crate::support::process::command;
-    use crate::support::server::free_addr;
+    use crate::support::suite::Suite;
     use crate::support::tracking as t;
 
-    let (Some(_), Some(redis), Some(s3)) = (
-        env("STEWARD_TEST_DATABASE_URL"),
-        env("STEWARD_TEST_REDIS_URL"),
-        env("STEWARD_TEST_S3_ENDPOINT"),
-    ) else {
-        eprintln!(
-            "real-backend tier not asked for (set STEWARD_TEST_DATABASE_URL, STEWARD_TEST_REDIS_URL, STEWARD_TEST_S3_ENDPOINT)"
-        );
-        return;
-    };
-    let db = steward_storage::testing::TestDb::postgres_with(false)
-        .await
-        .expect("STEWARD_TEST_DATABASE_URL is set");
     let (collector, otlp) = collector().await;
-    let bucket = unique("trace").to_lowercase();
-    let common: Vec<(&str, String)> = vec![
-        ("STEWARD_DATABASE_URL", db.url.clone()),
-        ("STEWARD_PAGE_TOKEN_KEY", "k".repeat(64)),
-        ("STEWARD_REDIS_URL", redis),
-        ("STEWARD_REDIS_KEY_PREFIX", format!("{}:", unique("trace"))),
-        ("STEWARD_S3_ENDPOINT", s3),
-        ("STEWARD_S3_BUCKET", bucket),
-        ("STEWARD_S3_PATH_STYLE", "true".into()),
-        ("STEWARD_S3_ACCESS_KEY_ID", "test".into()),
-        ("STEWARD_S3_SECRET_ACCESS_KEY", "test".into()),
-        ("STEWARD_S3_CREATE_BUCKET", "true".into()),
+    let Some(suite) = Suite::start(&[
         ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp),
         ("OTEL_BSP_SCHEDULE_DELAY", "100".into()),
-    ];
-    let start = |bin: &'static str, extra: Vec<(&'static str, String)>| {
-        let addr = free_addr();
-        let dir = tempfile::tempdir().unwrap().keep();
-        let mut cmd = command(binaries::path(bin));
-        cmd.args(["--listen", &addr.to_string(), "--data-dir"])
-            .arg(dir)
-            .envs(common.iter().map(|(k, v)| (*k, v.as_str())))
-            .envs(extra.iter().map(|(k, v)| (*k, v.as_str())));
-        Server::start(bin, cmd, addr)
+    ])
+    .await
+    else {
+        return;
     };
-    let tracking = start(binaries::STEWARD_TRACKING, vec![]).await;
-    let turl = tracking.url();
-    let registry = start(
-        binaries::STEWARD_REGISTRY,
-        vec![("STEWARD_TRACKING_URL", turl.clone())],
-    )
-    .await;
-    let (deployment, monitoring) = tokio::join!(
-        start(
-            binaries::STEWARD_DEPLOYMENT,
-            vec![
-                ("STEWARD_TRACKING_URL", turl.clone()),
-                ("STEWARD_REGISTRY_URL", registry.url()),
-            ],
-        ),
-        start(
-            binaries::STEWARD_MONITORING,
-            vec![("STEWARD_TRACKING_URL", turl.clone())]
-        ),
-    );
+    let (tracking, registry, deployment) = (&suite.tracking, &suite.registry, &suite.deployment);
 
     let mut tc = tracking.tracking();
     let exp = t::create_experiment(&mut tc, &unique("trace")).await;
@@ -258,54 +204,21 @@ async fn one_model_infer_is_one_trace_across_services_database_redis_s3_and_even
         &mut tc,
         &run.name,
         "model/model.onnx",
-        steward_integration_tests::schema_fixture::MODEL_BYTES,
+        schema_fixture::MODEL_BYTES,
     )
     .await;
     let mut r = RegistryServiceClient::new(registry.channel.clone());
-    r.create_registered_model(rpb::CreateRegisteredModelRequest {
-        registered_model: Some(rpb::RegisteredModel {
-            name: "traced".into(),
-            ..Default::default()
-        }),
-        request_id: String::new(),
-    })
-    .await
-    .unwrap();
-    r.create_model_version(rpb::CreateModelVersionRequest {
-        parent: "registeredModels/traced".into(),
-        model_version: Some(rpb::ModelVersion {
-            source_run: run.name.clone(),
-            artifact_path: "model".into(),
-            format: "onnx".into(),
-            ..Default::default()
-        }),
-        request_id: String::new(),
-    })
-    .await
-    .unwrap();
-    let dep = DeploymentServiceClient::new(deployment.channel.clone())
-        .create_deployment(dpb::CreateDeploymentRequest {
-            deployment: Some(dpb::Deployment {
-                registered_model: "registeredModels/traced".into(),
-                environment: "environments/staging".into(),
-                ..Default::default()
-            }),
-            variants: vec![dpb::Variant {
-                name: "stable".into(),
-                model_version: "registeredModels/traced/versions/1".into(),
-                weight_bp: 10_000,
-                ..Default::default()
-            }],
-            ..Default::default()
-        })
+    schema_fixture::register(&mut r, "traced", &run.name)
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
+    let dep = schema_fixture::deploy_staging(&deployment.channel, "traced")
+        .await
+        .unwrap();
 
     // The traced call: the first ModelInfer, which loads the model.
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let mut req = tonic::Request::new(oip::ModelInferRequest {
-        model_name: dep.name.clone(),
+        model_name: dep.clone(),
         id: unique("traced-infer"),
         inputs: vec![oip::model_infer_request::InferInputTensor {
             name: "features".into(),
@@ -401,6 +314,5 @@ async fn one_model_infer_is_one_trace_across_services_database_redis_s3_and_even
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    drop((monitoring, deployment, registry, tracking));
-    db.cleanup().await;
+    suite.stop().await;
 }

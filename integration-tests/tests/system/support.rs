@@ -6,6 +6,7 @@ pub mod metrics;
 pub mod private;
 pub mod process;
 pub mod server;
+pub mod suite;
 pub mod tracking;
 
 /// A non-empty environment variable of the test process.

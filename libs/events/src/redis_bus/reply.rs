@@ -34,18 +34,8 @@ pub(super) fn group_lags(value: Value) -> Result<Vec<crate::bus::GroupLag>, Stri
     };
     let mut out = Vec::with_capacity(groups.len());
     for g in groups {
-        let pairs: Vec<(Value, Value)> = match g {
-            Value::Map(pairs) => pairs,
-            Value::Array(flat) => {
-                let mut it = flat.into_iter();
-                let mut pairs = Vec::new();
-                while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                    pairs.push((k, v));
-                }
-                pairs
-            }
-            other => return Err(format!("unexpected group in XINFO GROUPS reply: {other:?}")),
-        };
+        let pairs = field_pairs(g)
+            .map_err(|other| format!("unexpected group in XINFO GROUPS reply: {other:?}"))?;
         let (mut name, mut pending, mut lag) = (None, 0, None);
         for (k, v) in pairs {
             match (text(&k).as_deref(), v) {
@@ -143,16 +133,8 @@ fn entry(parts: Vec<Value>) -> Result<Entry, String> {
                 body: Body::Deleted,
             });
         }
-        Value::Map(pairs) => pairs,
-        Value::Array(flat) => {
-            let mut it = flat.into_iter();
-            let mut pairs = Vec::new();
-            while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                pairs.push((k, v));
-            }
-            pairs
-        }
-        other => return Err(format!("unexpected fields of entry {id}: {other:?}")),
+        other => field_pairs(other)
+            .map_err(|other| format!("unexpected fields of entry {id}: {other:?}"))?,
     };
     let body = pairs
         .into_iter()
@@ -163,6 +145,23 @@ fn entry(parts: Vec<Value>) -> Result<Entry, String> {
         })
         .map_or(Body::Malformed, Body::Envelope);
     Ok(Entry { id, body })
+}
+
+/// Field/value pairs: a RESP3 map, or a RESP2 flat array `[k1, v1, k2, v2, ...]`; anything
+/// else is handed back.
+fn field_pairs(value: Value) -> Result<Vec<(Value, Value)>, Value> {
+    match value {
+        Value::Map(pairs) => Ok(pairs),
+        Value::Array(flat) => {
+            let mut it = flat.into_iter();
+            let mut pairs = Vec::new();
+            while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                pairs.push((k, v));
+            }
+            Ok(pairs)
+        }
+        other => Err(other),
+    }
 }
 
 fn text(value: &Value) -> Option<String> {
