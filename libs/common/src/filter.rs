@@ -23,6 +23,8 @@ use crate::Error;
 pub const MAX_FILTER_LEN: usize = 4096;
 /// Max number of predicates in one filter.
 pub const MAX_PREDICATES: usize = 64;
+/// Most levels of parentheses and NOT around a condition.
+pub const MAX_NESTING: usize = 32;
 
 /// Run status names and their stored codes (the `steward.tracking.v1.RunStatus` numbers).
 pub const RUN_STATUSES: [(&str, i64); 5] = [
@@ -453,6 +455,8 @@ struct Parser<'a> {
     field: &'a str,
     scope: Scope,
     predicates: usize,
+    /// Parentheses and NOTs open around the current position.
+    depth: usize,
 }
 
 fn kw(t: &Tok, k: &str) -> bool {
@@ -503,7 +507,22 @@ impl Parser<'_> {
         })
     }
 
+    /// A NOT, a parenthesised filter or a predicate. Nesting is bounded by [`MAX_NESTING`]:
+    /// the parser recurses once per level, and a filter of thousands of `(` would otherwise
+    /// overflow the stack of the thread serving it (aborting the whole process).
     fn unary(&mut self) -> Result<Filter, Error> {
+        if self.depth >= MAX_NESTING {
+            return self.fail(format!(
+                "nested too deeply (at most {MAX_NESTING} levels of parentheses and NOT)"
+            ));
+        }
+        self.depth += 1;
+        let parsed = self.unary_inner();
+        self.depth -= 1;
+        parsed
+    }
+
+    fn unary_inner(&mut self) -> Result<Filter, Error> {
         if kw(self.peek(), "not") {
             self.next();
             return Ok(Filter::Not(Box::new(self.unary()?)));
@@ -756,6 +775,7 @@ pub fn parse(input: &str, scope: Scope, field: &str) -> Result<Option<Filter>, E
         field,
         scope,
         predicates: 0,
+        depth: 0,
     };
     let f = p.or()?;
     if *p.peek() != Tok::End {
@@ -777,6 +797,7 @@ pub fn parse_order_by(input: &str, scope: Scope, field: &str) -> Result<Vec<Orde
         field,
         scope,
         predicates: 0,
+        depth: 0,
     };
     loop {
         let pos = p.pos();
@@ -811,6 +832,32 @@ pub fn parse_order_by(input: &str, scope: Scope, field: &str) -> Result<Vec<Orde
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hostile nesting is refused with an error naming the field, never by overflowing the
+    /// stack (run on a thread with tokio's 2 MiB worker stack).
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        let parens = format!("{}params.a = '1'{}", "(".repeat(2000), ")".repeat(2000));
+        let nots = format!("{}params.a = '1'", "not ".repeat(1000));
+        let mixed = format!("{}params.a = '1'{}", "not (".repeat(600), ")".repeat(600));
+        for f in [parens, nots, mixed] {
+            let e = std::thread::Builder::new()
+                .stack_size(2 << 20)
+                .spawn(move || parse(&f, Scope::Runs, "filter").map(|_| ()))
+                .unwrap()
+                .join()
+                .expect("no stack overflow")
+                .unwrap_err();
+            assert!(e.message.contains("nested too deeply"), "{e:?}");
+            assert_eq!(e.violations[0].field, "filter", "{e:?}");
+        }
+        let ok = format!(
+            "{}params.a = '1'{}",
+            "(".repeat(MAX_NESTING - 1),
+            ")".repeat(MAX_NESTING - 1)
+        );
+        assert!(parse(&ok, Scope::Runs, "filter").unwrap().is_some());
+    }
     use proptest::prelude::*;
 
     fn runs(s: &str) -> Result<Option<Filter>, Error> {
