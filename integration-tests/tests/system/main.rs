@@ -17,6 +17,8 @@
 //!   on Postgres and Redis; a drift alert from live traffic rolls a canary back.
 //! - [`faults`]: SIGKILL mid-traffic, a Redis outage and a PostgreSQL restart, on private
 //!   servers the tests start.
+//! - [`hostile`]: a corpus of hostile requests against every service: clear errors, nothing
+//!   written outside the artifact root, the server still serving.
 //! - [`metrics`]: `steward up` serving Prometheus metrics on `STEWARD_METRICS_LISTEN`.
 //! - [`python_client`]: `clients/python/example.py` end to end (`STEWARD_TEST_PYTHON`).
 //!
@@ -35,6 +37,7 @@ mod deployment_cli;
 mod distributed;
 mod embedded;
 mod faults;
+mod hostile;
 mod metrics;
 mod monitoring_cli;
 mod monitoring_distributed;

@@ -52,7 +52,15 @@ pub fn text(field: &str, v: &str, max: usize) -> Result<(), Error> {
     Ok(())
 }
 
-/// Checks a display name: 1..=500 bytes, no control characters.
+/// Bidirectional formatting characters (U+202A..U+202E, U+2066..U+2069) and the invisible
+/// U+200B..U+200F, U+2060, U+FEFF: they make a name display as something else (a name ending in
+/// `\u{202e}gnp.exe` shows as `exe.png`), so names refuse them like control characters.
+fn is_deceptive(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// Checks a display name: 1..=500 bytes, no control or bidirectional/invisible formatting
+/// characters.
 pub fn name(field: &str, v: &str) -> Result<(), Error> {
     if v.trim().is_empty() {
         return Err(Error::invalid_field(field, "must not be empty"));
@@ -64,6 +72,12 @@ pub fn name(field: &str, v: &str) -> Result<(), Error> {
         return Err(Error::invalid_field(
             field,
             "must not contain control characters",
+        ));
+    }
+    if v.chars().any(is_deceptive) {
+        return Err(Error::invalid_field(
+            field,
+            "must not contain bidirectional or invisible formatting characters",
         ));
     }
     Ok(())
@@ -119,6 +133,26 @@ mod tests {
             key("k", &"x".repeat(251), &l).unwrap_err().reason,
             "LIMIT_EXCEEDED"
         );
+    }
+
+    #[test]
+    fn names_refuse_control_and_deceptive_characters() {
+        assert!(name("display_name", "fraud model (v2) — ünïcödé 🙂").is_ok());
+        for bad in [
+            "",
+            "  ",
+            "a\0b",
+            "tab\there",
+            "\u{202e}gnp.exe",
+            "a\u{200b}b",
+            "\u{feff}x",
+        ] {
+            assert_eq!(
+                name("display_name", bad).unwrap_err().violations[0].field,
+                "display_name",
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

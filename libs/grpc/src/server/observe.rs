@@ -75,6 +75,25 @@ fn is_server_error(code: Code) -> bool {
     )
 }
 
+/// tonic answers a request message that is not valid protobuf (bytes that are not UTF-8 in a
+/// string field, a wrong wire type, a truncated message) with INTERNAL. It is the client's
+/// error: this turns it into INVALID_ARGUMENT, keeping prost's message, which names the field
+/// (`Experiment.display_name: ... data is not UTF-8 encoded`).
+pub(crate) fn client_decode_error_is_invalid_argument(map: &mut http::HeaderMap) {
+    const DECODE: &[u8] = b"failed%20to%20decode%20Protobuf%20message";
+    let internal = map
+        .get("grpc-status")
+        .is_some_and(|v| v.as_bytes() == b"13");
+    let decode = map.get("grpc-message").is_some_and(|v| {
+        v.as_bytes().starts_with(DECODE)
+            || v.as_bytes()
+                .starts_with(b"failed to decode Protobuf message")
+    });
+    if internal && decode {
+        map.insert("grpc-status", http::HeaderValue::from_static("3"));
+    }
+}
+
 /// The `grpc-status` in a header or trailer map.
 pub(crate) fn status_in(headers: &http::HeaderMap) -> Option<Code> {
     headers
@@ -106,7 +125,12 @@ impl http_body::Body for ObservedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         let this = self.project();
-        let polled = ready!(this.inner.poll_frame(cx));
+        let mut polled = ready!(this.inner.poll_frame(cx));
+        if let Some(Ok(frame)) = &mut polled
+            && let Some(trailers) = frame.trailers_mut()
+        {
+            client_decode_error_is_invalid_argument(trailers);
+        }
         match &polled {
             Some(Ok(frame)) => {
                 if let Some(code) = frame.trailers_ref().and_then(status_in) {
@@ -126,5 +150,31 @@ impl http_body::Body for ObservedBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn undecodable_requests_are_the_clients_error() {
+        let mut h = http::HeaderMap::new();
+        h.insert("grpc-status", http::HeaderValue::from_static("13"));
+        h.insert(
+            "grpc-message",
+            http::HeaderValue::from_static(
+                "failed%20to%20decode%20Protobuf%20message:%20Experiment.display_name",
+            ),
+        );
+        client_decode_error_is_invalid_argument(&mut h);
+        assert_eq!(status_in(&h), Some(Code::InvalidArgument));
+
+        // Any other INTERNAL stays INTERNAL.
+        let mut h = http::HeaderMap::new();
+        h.insert("grpc-status", http::HeaderValue::from_static("13"));
+        h.insert("grpc-message", http::HeaderValue::from_static("internal%20error"));
+        client_decode_error_is_invalid_argument(&mut h);
+        assert_eq!(status_in(&h), Some(Code::Internal));
     }
 }

@@ -16,7 +16,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 use tracing::Instrument as _;
 
-use super::observe::{ObservedBody, Recorder, status_in};
+use super::observe::{ObservedBody, Recorder, client_decode_error_is_invalid_argument, status_in};
 use crate::context::{REQUEST_ID_HEADER, RequestId, is_valid_request_id};
 
 /// Path prefix of the health service, exempt from the concurrency limit.
@@ -167,6 +167,7 @@ where
                 None => call.await?,
             };
             response.headers_mut().insert(REQUEST_ID_HEADER, request_id);
+            client_decode_error_is_invalid_argument(response.headers_mut());
             if let Some(code) = status_in(response.headers()) {
                 recorder.record(code);
             }

@@ -73,6 +73,46 @@ pub fn forbidden_ip(ip: IpAddr) -> bool {
     }
 }
 
+/// An IPv4 address in the forms `inet_aton` (and so `getaddrinfo` and most HTTP clients) also
+/// accept: one to four parts, each decimal, `0x` hex or `0`-prefixed octal, the last part filling
+/// the remaining bytes (`2130706433`, `0x7f000001`, `0177.0.0.1`, `127.1` are all 127.0.0.1).
+fn legacy_ipv4(host: &str) -> Option<std::net::Ipv4Addr> {
+    let parts: Vec<&str> = host.split('.').collect();
+    if parts.is_empty() || parts.len() > 4 {
+        return None;
+    }
+    let mut nums = Vec::with_capacity(parts.len());
+    for p in &parts {
+        let n = if let Some(hex) = p.strip_prefix("0x").or_else(|| p.strip_prefix("0X")) {
+            if hex.is_empty() {
+                0
+            } else {
+                u64::from_str_radix(hex, 16).ok()?
+            }
+        } else if p.len() > 1 && p.starts_with('0') {
+            u64::from_str_radix(&p[1..], 8).ok()?
+        } else if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) {
+            p.parse().ok()?
+        } else {
+            return None;
+        };
+        nums.push(n);
+    }
+    let (last, head) = nums.split_last()?;
+    if head.iter().any(|&n| n > 255) {
+        return None;
+    }
+    let rest_bits = 8 * (4 - head.len() as u32);
+    if *last >= 1u64 << rest_bits {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for (i, n) in head.iter().enumerate() {
+        v |= n << (24 - 8 * i as u32);
+    }
+    Some(std::net::Ipv4Addr::from((v | last) as u32))
+}
+
 /// Checks a webhook URL; with `allow_private` false, refuses literal forbidden addresses and
 /// `localhost` at once (names are checked again on every delivery, after DNS).
 pub fn check_url(url: &str, allow_private: bool) -> Result<http::Uri, Error> {
@@ -104,7 +144,11 @@ pub fn check_url(url: &str, allow_private: bool) -> Result<http::Uri, Error> {
     }
     if !allow_private {
         let lower = host.to_ascii_lowercase();
-        let literal = host.parse::<IpAddr>().ok();
+        let lower = lower.trim_end_matches('.');
+        let literal = host
+            .parse::<IpAddr>()
+            .ok()
+            .or_else(|| legacy_ipv4(lower).map(IpAddr::V4));
         if lower == "localhost"
             || lower.ends_with(".localhost")
             || lower == "metadata.google.internal"
@@ -423,11 +467,24 @@ mod tests {
             "http://[::1]/hook",
             "http://169.254.169.254/latest/meta-data",
             "http://user:pw@example.com/",
+            "http://2130706433/",
+            "http://0x7f000001/",
+            "http://0177.0.0.1/",
+            "http://127.1/",
+            "http://0xa9.0xfe.0xa9.0xfe/",
+            "http://localhost./",
             "not a url",
         ] {
             assert!(check_url(bad, false).is_err(), "{bad}");
         }
         assert!(check_url("https://hooks.example.com/steward", false).is_ok());
+        // Numeric names that are not addresses stay names (resolved and checked on delivery).
+        assert!(check_url("https://1.example.com/", false).is_ok());
+        assert_eq!(legacy_ipv4("8.8.8.8"), Some([8, 8, 8, 8].into()));
+        assert_eq!(legacy_ipv4("134744072"), Some([8, 8, 8, 8].into()));
+        assert_eq!(legacy_ipv4("256.1.1.1"), None);
+        assert_eq!(legacy_ipv4("1.2.3.4.5"), None);
+        assert_eq!(legacy_ipv4("example"), None);
         assert!(check_url("http://127.0.0.1:9/hook", true).is_ok());
     }
 
