@@ -29,6 +29,9 @@ use tokio::task::JoinHandle;
 
 use crate::Backends;
 
+/// How long a scrape waits for a backend before reporting it down.
+const BACKEND_WAIT: Duration = Duration::from_secs(2);
+
 /// What one process reports: its backends and the services whose outboxes it relays.
 struct Sources {
     backends: Backends,
@@ -149,15 +152,24 @@ async fn render(sources: &Sources) -> String {
     let db = &sources.backends.db;
 
     let now_ms = steward_common::time::now_ms();
+    // A scrape answers within a few seconds even while a backend is down (the queries would
+    // otherwise wait for the pool's acquire timeout, one service after the other).
+    let queries = sources.services.iter().map(|service| async move {
+        let backlog =
+            tokio::time::timeout(BACKEND_WAIT, SqlOutbox::new(db.clone(), *service).backlog())
+                .await;
+        (*service, backlog)
+    });
     let mut backlogs = Vec::new();
     let mut db_up = true;
-    for service in &sources.services {
-        match SqlOutbox::new(db.clone(), *service).backlog().await {
-            Ok(b) => backlogs.push((*service, b)),
-            Err(err) => {
+    for (service, backlog) in futures::future::join_all(queries).await {
+        match backlog {
+            Ok(Ok(b)) => backlogs.push((service, b)),
+            Ok(Err(err)) => {
                 tracing::debug!(error = %err, "metrics: outbox backlog unavailable");
                 db_up = false;
             }
+            Err(_) => db_up = false,
         }
     }
     e.family(
@@ -182,13 +194,15 @@ async fn render(sources: &Sources) -> String {
         );
     }
 
-    let (lags, bus_up) = match sources.backends.bus.group_lags().await {
-        Ok(lags) => (lags, true),
-        Err(err) => {
-            tracing::debug!(error = %err, "metrics: event bus lag unavailable");
-            (Vec::new(), false)
-        }
-    };
+    let (lags, bus_up) =
+        match tokio::time::timeout(BACKEND_WAIT, sources.backends.bus.group_lags()).await {
+            Ok(Ok(lags)) => (lags, true),
+            Ok(Err(err)) => {
+                tracing::debug!(error = %err, "metrics: event bus lag unavailable");
+                (Vec::new(), false)
+            }
+            Err(_) => (Vec::new(), false),
+        };
     e.family(
         "steward_event_group_undelivered",
         "gauge",
