@@ -173,7 +173,10 @@ mod tests {
         // Any other INTERNAL stays INTERNAL.
         let mut h = http::HeaderMap::new();
         h.insert("grpc-status", http::HeaderValue::from_static("13"));
-        h.insert("grpc-message", http::HeaderValue::from_static("internal%20error"));
+        h.insert(
+            "grpc-message",
+            http::HeaderValue::from_static("internal%20error"),
+        );
         client_decode_error_is_invalid_argument(&mut h);
         assert_eq!(status_in(&h), Some(Code::Internal));
     }
