@@ -44,14 +44,7 @@ pub async fn run(cmd: AuditCmd, c: &ClientArgs) -> Result<()> {
                 .map_err(status_err)?
                 .into_inner()
                 .heads;
-            let heads: Vec<ChainHead> = heads
-                .into_iter()
-                .map(|h| ChainHead {
-                    service: h.service,
-                    seq: h.seq,
-                    hash: h.hash,
-                })
-                .collect();
+            let heads = offline::heads_from(heads);
             let saved = serde_json::json!({
                 "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 "heads": heads,

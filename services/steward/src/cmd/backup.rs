@@ -16,7 +16,7 @@
 //! existing data dir is kept, renamed aside, and only with `--force`. The restored database
 //! is migrated by the next `steward up` if it is older than the binary.
 
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -126,15 +126,13 @@ fn walk(root: &Path) -> anyhow::Result<Vec<(String, PathBuf, u64)>> {
     Ok(out)
 }
 
-/// Copies `from` to `to` (created, fsynced), returning its size and SHA-256.
-fn copy_hashed(from: &Path, to: &Path, pb: &ProgressBar) -> anyhow::Result<(u64, String)> {
-    if let Some(parent) = to.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let mut src =
-        std::fs::File::open(from).with_context(|| format!("opening {}", from.display()))?;
-    let mut dst =
-        std::fs::File::create_new(to).with_context(|| format!("creating {}", to.display()))?;
+/// Reads `src` to its end, hashing it (and writing it to `sink`, if any); returns its size and
+/// SHA-256.
+fn hash_through(
+    mut src: impl std::io::Read,
+    mut sink: Option<&mut std::fs::File>,
+    pb: &ProgressBar,
+) -> anyhow::Result<(u64, String)> {
     let mut hash = Sha256::new();
     let mut buf = vec![0_u8; 1 << 20];
     let mut n = 0_u64;
@@ -144,30 +142,32 @@ fn copy_hashed(from: &Path, to: &Path, pb: &ProgressBar) -> anyhow::Result<(u64,
             break;
         }
         hash.update(&buf[..k]);
-        dst.write_all(&buf[..k])?;
+        if let Some(out) = sink.as_deref_mut() {
+            out.write_all(&buf[..k])?;
+        }
         n += k as u64;
         pb.inc(k as u64);
     }
-    dst.sync_all()?;
     Ok((n, hex::encode(hash.finalize())))
+}
+
+/// Copies `from` to `to` (created, fsynced), returning its size and SHA-256.
+fn copy_hashed(from: &Path, to: &Path, pb: &ProgressBar) -> anyhow::Result<(u64, String)> {
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let src = std::fs::File::open(from).with_context(|| format!("opening {}", from.display()))?;
+    let mut dst =
+        std::fs::File::create_new(to).with_context(|| format!("creating {}", to.display()))?;
+    let hashed = hash_through(src, Some(&mut dst), pb)?;
+    dst.sync_all()?;
+    Ok(hashed)
 }
 
 /// Size and SHA-256 of `path`.
 fn hash_file(path: &Path, pb: &ProgressBar) -> anyhow::Result<(u64, String)> {
-    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut hash = Sha256::new();
-    let mut buf = vec![0_u8; 1 << 20];
-    let mut n = 0_u64;
-    loop {
-        let k = f.read(&mut buf)?;
-        if k == 0 {
-            break;
-        }
-        hash.update(&buf[..k]);
-        n += k as u64;
-        pb.inc(k as u64);
-    }
-    Ok((n, hex::encode(hash.finalize())))
+    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    hash_through(f, None, pb)
 }
 
 fn sync_dir(dir: &Path) -> anyhow::Result<()> {

@@ -89,6 +89,18 @@ pub(crate) fn parse_export(text: &str) -> Result<Vec<AuditRecord>> {
 
 /// Anchors saved by `steward audit heads` (`{"heads": [...]}`) or a bare JSON array of
 /// `{"service", "seq", "hash"}`.
+/// The chain heads a server reported (`GetAuditChainHeads`), as anchors for verification.
+pub(crate) fn heads_from(heads: Vec<pb::ChainHead>) -> Vec<ChainHead> {
+    heads
+        .into_iter()
+        .map(|h| ChainHead {
+            service: h.service,
+            seq: h.seq,
+            hash: h.hash,
+        })
+        .collect()
+}
+
 pub(crate) fn parse_anchors(text: &str) -> Result<Vec<ChainHead>> {
     #[derive(Deserialize)]
     #[serde(untagged)]

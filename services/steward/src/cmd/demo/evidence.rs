@@ -7,7 +7,6 @@ use std::io::Write;
 use anyhow::{Context, Result, bail};
 use steward_proto::audit as apb;
 use steward_proto::deployment as dpb;
-use steward_storage::audit::ChainHead;
 
 use super::data;
 use super::lifecycle::{Demo, STAGING, short};
@@ -186,20 +185,14 @@ impl Demo {
     /// Step 11: every audit record exported as JSON Lines into the data dir, verified offline
     /// against the chain heads, and by the server.
     pub async fn audit(&mut self) -> Result<()> {
-        let heads: Vec<ChainHead> = self
-            .audit
-            .get_audit_chain_heads(apb::GetAuditChainHeadsRequest {})
-            .await
-            .map_err(status_err)?
-            .into_inner()
-            .heads
-            .into_iter()
-            .map(|h| ChainHead {
-                service: h.service,
-                seq: h.seq,
-                hash: h.hash,
-            })
-            .collect();
+        let heads = offline::heads_from(
+            self.audit
+                .get_audit_chain_heads(apb::GetAuditChainHeadsRequest {})
+                .await
+                .map_err(status_err)?
+                .into_inner()
+                .heads,
+        );
         let path = self.dir.join("audit.jsonl");
         let mut out = std::io::BufWriter::new(
             std::fs::File::create(&path)
