@@ -488,6 +488,27 @@ mod tests {
         assert!(check_url("http://127.0.0.1:9/hook", true).is_ok());
     }
 
+    #[tokio::test]
+    async fn delivery_drops_names_that_resolve_to_forbidden_addresses() {
+        use std::str::FromStr as _;
+        use tower_service::Service as _;
+        let e = GuardedResolver {
+            allow_private: false,
+        }
+        .call(Name::from_str("localhost").unwrap())
+        .await
+        .unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{e}");
+        let allowed: Vec<SocketAddr> = GuardedResolver {
+            allow_private: true,
+        }
+        .call(Name::from_str("localhost").unwrap())
+        .await
+        .unwrap()
+        .collect();
+        assert!(allowed.iter().any(|a| a.ip().is_loopback()), "{allowed:?}");
+    }
+
     #[test]
     fn signature_is_hmac_sha256_of_timestamp_and_body() {
         // python: hmac.new(b"0123456789abcdef", b"1700000000.{}", hashlib.sha256).hexdigest()
