@@ -12,7 +12,7 @@ use steward_proto::audit as pb;
 use steward_storage::audit::ChainHead;
 
 use super::names::parse_time;
-use super::{audit_client, status_err};
+use super::{AuditClient, audit_client, status_err};
 use crate::cli::{AuditCmd, ClientArgs};
 
 /// Records asked for per ListAuditEvents page.
@@ -75,11 +75,39 @@ fn read(p: &Path) -> Result<String> {
     std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
 }
 
+/// Pages through ListAuditEvents from `req`, writing one JSON line per record to `out` (the
+/// export format of [`offline::parse_export`]) and calling `each` with it; returns how many.
+pub(crate) async fn export_events(
+    client: &mut AuditClient,
+    mut req: pb::ListAuditEventsRequest,
+    out: &mut dyn Write,
+    mut each: impl FnMut(&pb::AuditEvent),
+) -> Result<u64> {
+    let mut n = 0u64;
+    loop {
+        let page = client
+            .list_audit_events(req.clone())
+            .await
+            .map_err(status_err)?
+            .into_inner();
+        for e in &page.events {
+            serde_json::to_writer(&mut *out, &offline::ExportLine::from(e))?;
+            out.write_all(b"\n")?;
+            each(e);
+        }
+        n += page.events.len() as u64;
+        if page.next_page_token.is_empty() {
+            return Ok(n);
+        }
+        req.page_token = page.next_page_token;
+    }
+}
+
 /// Pages through ListAuditEvents and writes one JSON line per record, to `output` (through a
 /// `.partial` file renamed at the end, with a progress indicator) or to stdout.
 async fn export(
     c: &ClientArgs,
-    mut req: pb::ListAuditEventsRequest,
+    req: pb::ListAuditEventsRequest,
     output: Option<&Path>,
 ) -> Result<()> {
     let mut client = audit_client(c).await?;
@@ -106,26 +134,12 @@ async fn export(
             None,
         ),
     };
-    let mut n = 0u64;
-    loop {
-        let page = client
-            .list_audit_events(req.clone())
-            .await
-            .map_err(status_err)?
-            .into_inner();
-        for e in &page.events {
-            serde_json::to_writer(&mut out, &offline::ExportLine::from(e))?;
-            out.write_all(b"\n")?;
-        }
-        n += page.events.len() as u64;
+    let n = export_events(&mut client, req, &mut out, |_| {
         if let Some(bar) = &progress {
-            bar.inc(page.events.len() as u64);
+            bar.inc(1);
         }
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        req.page_token = page.next_page_token;
-    }
+    })
+    .await?;
     out.flush()?;
     drop(out);
     if let (Some(path), Some(partial), Some(bar)) = (output, partial, progress) {

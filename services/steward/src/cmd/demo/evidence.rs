@@ -12,7 +12,7 @@ use super::data;
 use super::lifecycle::{Demo, STAGING, short};
 use super::{Waiting, say};
 use crate::cmd::ab::{p_text, srm_text};
-use crate::cmd::audit::offline;
+use crate::cmd::audit::{export_events, offline};
 use crate::cmd::deployments::split_text;
 use crate::cmd::status_err;
 
@@ -198,29 +198,15 @@ impl Demo {
             std::fs::File::create(&path)
                 .with_context(|| format!("cannot create {}", path.display()))?,
         );
-        let mut req = apb::ListAuditEventsRequest {
+        let req = apb::ListAuditEventsRequest {
             page_size: 1000,
             ..Default::default()
         };
-        let (mut total, mut by_actor) = (0, BTreeMap::<String, i64>::new());
-        loop {
-            let page = self
-                .audit
-                .list_audit_events(req.clone())
-                .await
-                .map_err(status_err)?
-                .into_inner();
-            for e in &page.events {
-                serde_json::to_writer(&mut out, &offline::ExportLine::from(e))?;
-                out.write_all(b"\n")?;
-                *by_actor.entry(e.actor.clone()).or_default() += 1;
-            }
-            total += page.events.len();
-            if page.next_page_token.is_empty() {
-                break;
-            }
-            req.page_token = page.next_page_token;
-        }
+        let mut by_actor = BTreeMap::<String, i64>::new();
+        let total = export_events(&mut self.audit, req, &mut out, |e| {
+            *by_actor.entry(e.actor.clone()).or_default() += 1;
+        })
+        .await?;
         out.flush()?;
         drop(out);
         let actors: Vec<String> = by_actor.iter().map(|(a, n)| format!("{a} {n}")).collect();
