@@ -45,6 +45,24 @@ impl ObjectKey {
         ))
     }
 
+    /// The key of a content-addressed chunk: `cas/sha256/{first two hex}/{sha256 hex}`. The
+    /// digest must be 64 lowercase hex characters (field `digest`).
+    pub fn for_chunk(sha256_hex: &str) -> Result<Self> {
+        let valid = sha256_hex.len() == 64
+            && sha256_hex
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !valid {
+            return Err(Error::invalid_field(
+                "digest",
+                format!("{sha256_hex:?} is not a SHA-256 (64 lowercase hex characters)"),
+            ));
+        }
+        let key = format!("cas/sha256/{}/{sha256_hex}", &sha256_hex[..2]);
+        let path_start = key.len() - sha256_hex.len();
+        Ok(Self { key, path_start })
+    }
+
     /// The key as text, segments separated by `/`.
     pub fn as_str(&self) -> &str {
         &self.key
@@ -102,6 +120,23 @@ mod tests {
                 .starts_with(&ObjectKey::run_prefix(E, R).unwrap())
         );
         assert_eq!(key.to_string(), key.as_str());
+    }
+
+    #[test]
+    fn chunk_keys() {
+        let d = "ab".repeat(32);
+        let key = ObjectKey::for_chunk(&d).unwrap();
+        assert_eq!(key.as_str(), format!("cas/sha256/ab/{d}"));
+        for bad in [
+            "",
+            "..",
+            &"AB".repeat(32),
+            &"a".repeat(63),
+            "../../etc/passwd",
+        ] {
+            let err = ObjectKey::for_chunk(bad).unwrap_err();
+            assert_eq!(err.violations[0].field, "digest", "{bad:?}");
+        }
     }
 
     #[test]

@@ -139,6 +139,61 @@ impl ObjectStore for S3ObjectStore {
         Ok((size, rechunk(body, READ_CHUNK_SIZE)))
     }
 
+    async fn get_external(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<(u64, ByteStream)> {
+        let object = key.to_string();
+        let call = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .set_version_id(version_id.map(str::to_string))
+            .send();
+        let output = match traced("GetObject", bucket, key, call).await {
+            Ok(output) => output,
+            Err(e) => {
+                let missing = e.as_service_error().is_some_and(|e| e.is_no_such_key())
+                    || e.raw_response()
+                        .is_some_and(|r| matches!(r.status().as_u16(), 400 | 403 | 404));
+                if missing {
+                    return Err(Error::not_found(
+                        "EXTERNAL_OBJECT_NOT_FOUND",
+                        format!(
+                            "s3://{bucket}/{key}{}",
+                            version_id
+                                .map(|v| format!(" version {v}"))
+                                .unwrap_or_default()
+                        ),
+                    ));
+                }
+                return Err(errors::sdk_error("GetObject", &object, e));
+            }
+        };
+        let size = output
+            .content_length()
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| {
+                Error::internal(format!(
+                    "GetObject {object}: the response has no valid Content-Length"
+                ))
+            })?;
+        let body = futures::stream::try_unfold(output.body, |mut body| async move {
+            Ok(body.try_next().await?.map(|chunk| (chunk, body)))
+        })
+        .map_err(move |e: aws_sdk_s3::primitives::ByteStreamError| {
+            tracing::warn!(object = %object, error = %e, "object store download failed");
+            Error::unavailable(
+                OBJECT_STORE_UNAVAILABLE,
+                "the download from the object store was interrupted; retry later",
+            )
+        });
+        Ok((size, rechunk(body, READ_CHUNK_SIZE)))
+    }
+
     async fn delete(&self, key: &ObjectKey) -> Result<()> {
         let object = self.object_key(key)?;
         let call = self

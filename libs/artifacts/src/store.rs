@@ -56,6 +56,26 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// artifact path.
     async fn get(&self, key: &ObjectKey) -> Result<(u64, ByteStream)>;
 
+    /// Reads an object outside Steward's own root, with the same endpoint and credentials:
+    /// `bucket`/`key`, at `version_id` if given. Used to verify external dataset references
+    /// (their keys are not Steward keys and are only ever read). A missing object is
+    /// `NOT_FOUND`. Stores without S3 answer `FAILED_PRECONDITION`.
+    async fn get_external(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<(u64, ByteStream)> {
+        let _ = (key, version_id);
+        Err(steward_common::Error::failed_precondition(
+            "EXTERNAL_REFERENCES_NEED_S3",
+            format!(
+                "external references are read through the S3 artifact store; this server stores artifacts in {} and cannot read s3://{bucket}",
+                self.describe()
+            ),
+        ))
+    }
+
     /// Deletes the object at `key`. Deleting a missing object succeeds.
     async fn delete(&self, key: &ObjectKey) -> Result<()>;
 

@@ -35,6 +35,9 @@ pub enum ErrorKind {
     Unimplemented,
     /// A server fault. The message sent to the caller is generic.
     Internal,
+    /// Stored data is lost or corrupt (for example a stored chunk whose bytes no longer match
+    /// its digest).
+    DataLoss,
 }
 
 /// A field that was wrong in a request (`google.rpc.BadRequest.FieldViolation`).

@@ -32,6 +32,7 @@ pub fn code_of(kind: ErrorKind) -> Code {
         ErrorKind::DeadlineExceeded => Code::DeadlineExceeded,
         ErrorKind::Unimplemented => Code::Unimplemented,
         ErrorKind::Internal => Code::Internal,
+        ErrorKind::DataLoss => Code::DataLoss,
     }
 }
 
@@ -50,7 +51,8 @@ pub fn kind_of(code: Code) -> ErrorKind {
         Code::Unavailable | Code::Cancelled => ErrorKind::Unavailable,
         Code::DeadlineExceeded => ErrorKind::DeadlineExceeded,
         Code::Unimplemented => ErrorKind::Unimplemented,
-        Code::Ok | Code::Unknown | Code::Internal | Code::DataLoss => ErrorKind::Internal,
+        Code::DataLoss => ErrorKind::DataLoss,
+        Code::Ok | Code::Unknown | Code::Internal => ErrorKind::Internal,
     }
 }
 
@@ -69,6 +71,7 @@ fn default_reason(kind: ErrorKind) -> &'static str {
         ErrorKind::DeadlineExceeded => "DEADLINE_EXCEEDED",
         ErrorKind::Unimplemented => "UNIMPLEMENTED",
         ErrorKind::Internal => "INTERNAL",
+        ErrorKind::DataLoss => "DATA_LOSS",
     }
 }
 
@@ -215,7 +218,7 @@ impl<T> ResultExt<T> for Result<T, Error> {
 mod tests {
     use super::*;
 
-    const ALL_KINDS: [ErrorKind; 12] = [
+    const ALL_KINDS: [ErrorKind; 13] = [
         ErrorKind::InvalidArgument,
         ErrorKind::NotFound,
         ErrorKind::AlreadyExists,
@@ -228,6 +231,7 @@ mod tests {
         ErrorKind::DeadlineExceeded,
         ErrorKind::Unimplemented,
         ErrorKind::Internal,
+        ErrorKind::DataLoss,
     ];
 
     #[test]
