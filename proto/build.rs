@@ -21,6 +21,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .bytes(".steward.tracking.v1.UploadArtifactRequest.chunk")
         .bytes(".steward.tracking.v1.DownloadArtifactResponse.chunk")
+        .bytes(".steward.tracking.v1.UploadDatasetFileRequest.chunk")
+        .bytes(".steward.tracking.v1.DownloadDatasetFileResponse.chunk")
         .bytes(".inference.ModelInferRequest.raw_input_contents")
         .bytes(".inference.ModelInferResponse.raw_output_contents")
         .compile_fds(fds)?;

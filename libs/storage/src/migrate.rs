@@ -24,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(crate::schema::M0002Registry),
             Box::new(crate::schema::M0003Deployment),
             Box::new(crate::schema::M0004Monitoring),
+            Box::new(crate::schema::M0005Datasets),
         ]
     }
 

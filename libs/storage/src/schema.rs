@@ -2,11 +2,12 @@
 //! migrations that create them on SQLite and PostgreSQL.
 //!
 //! Ownership: the tracking service writes `experiments`, `experiment_tags`, `runs`, `run_params`,
-//! `run_tags`, `latest_metrics`, `metric_chunks`, `datasets`, `run_inputs` and `artifacts`. Every
+//! `run_tags`, `latest_metrics`, `metric_chunks`, `datasets`, `run_inputs`, `artifacts` and the dataset version tables (`dataset_heads`,
+//! `dataset_versions`, `dataset_files`, `dataset_version_chunks`, `cas_chunks`). Every
 //! service writes its own rows of `idempotency_records`, `outbox`, `audit_records` and
 //! `audit_chain_heads` through this crate. The registry service writes `registered_models`,
 //! `registered_model_tags`, `model_versions`, `model_version_tags`, `model_aliases`,
-//! `model_alias_history`, `model_version_reviews` and `model_policies`. The deployment service writes
+//! `model_alias_history`, `model_version_reviews`, `model_policies` and `model_version_datasets`. The deployment service writes
 //! `environments`, `deployments`, `deployment_revisions`, `deployment_versions`, `rollouts`,
 //! `ab_tests`, `ab_outcomes` and `decision_records`. The monitoring service writes the `monitor_*`
 //! tables and `monitors`.
@@ -19,11 +20,13 @@ mod m0001_init;
 mod m0002_registry;
 mod m0003_deployment;
 mod m0004_monitoring;
+mod m0005_datasets;
 
 pub(crate) use m0001_init::M0001Init;
 pub(crate) use m0002_registry::M0002Registry;
 pub(crate) use m0003_deployment::M0003Deployment;
 pub(crate) use m0004_monitoring::M0004Monitoring;
+pub(crate) use m0005_datasets::M0005Datasets;
 
 /// `experiments`
 #[derive(DeriveIden, Clone, Copy)]
@@ -340,6 +343,8 @@ pub enum Environments {
     Description,
     RequireApproved,
     RequirePreviousEnv,
+    /// Added by m0005.
+    RequireReproducible,
     UpstreamUrl,
     CreateTime,
     UpdateTime,
@@ -648,4 +653,94 @@ pub enum MonitorDeliveries {
     State,
     LastError,
     CreateTime,
+}
+
+/// `dataset_heads`: one row per versioned dataset (`datasets/{id}`), with its version counter.
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum DatasetHeads {
+    Table,
+    Id,
+    NextVersion,
+    CreateTime,
+}
+
+/// `dataset_versions`: state 1 = PENDING, 2 = COMMITTED; `profile` is an encoded
+/// `steward.tracking.v1.DatasetProfile` (empty when none).
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum DatasetVersions {
+    Table,
+    Dataset,
+    Version,
+    State,
+    Digest,
+    Description,
+    TagsJson,
+    Creator,
+    CreateTime,
+    CommitTime,
+    FileCount,
+    SizeBytes,
+    NewBytes,
+    SchemaJson,
+    Profile,
+    ExternalJson,
+}
+
+/// `dataset_files`: the manifest of a version. `chunks` lists the file's content chunks in
+/// order, 40 bytes each: the SHA-256 (32 bytes) and the size (big-endian u64).
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum DatasetFiles {
+    Table,
+    Dataset,
+    Version,
+    Path,
+    CreateTime,
+    SizeBytes,
+    Sha256,
+    Chunks,
+    NewBytes,
+    SchemaJson,
+    Profile,
+}
+
+/// `dataset_version_chunks`: every chunk a file of a version (pending or committed, finished or
+/// still uploading) uses. A chunk no row here names is garbage.
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum DatasetVersionChunks {
+    Table,
+    Dataset,
+    Version,
+    Path,
+    Digest,
+}
+
+/// `cas_chunks`: the content-addressed chunks in the object store (`stored` = 1 once the object
+/// is durable).
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum CasChunks {
+    Table,
+    Digest,
+    SizeBytes,
+    Stored,
+    CreateTime,
+}
+
+/// `model_version_datasets`: the datasets of each model version's frozen lineage, one row per
+/// (dataset, context), for `datasets.*` filters on versions and for refusing to delete the
+/// training data of a model version.
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum ModelVersionDatasets {
+    Table,
+    Model,
+    Version,
+    Name,
+    Digest,
+    Context,
+    SourceUri,
 }

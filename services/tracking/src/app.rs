@@ -3,6 +3,9 @@
 
 pub mod artifacts;
 pub mod data;
+pub mod dsv;
+pub mod dsv_external;
+pub mod dsv_profile;
 pub mod experiments;
 pub mod runs;
 

@@ -14,6 +14,13 @@ pub const STREAMING_METHODS: &[&str] = &[
     "/steward.tracking.v1.TrackingService/StreamMetrics",
     "/steward.tracking.v1.TrackingService/UploadArtifact",
     "/steward.tracking.v1.TrackingService/DownloadArtifact",
+    "/steward.tracking.v1.TrackingService/UploadDatasetFile",
+    "/steward.tracking.v1.TrackingService/DownloadDatasetFile",
+    // Long by nature: reading an external object to verify it, profiling a version's files at
+    // commit, and collecting a deleted version's chunks take as long as the data is big.
+    "/steward.tracking.v1.TrackingService/CreateDatasetVersion",
+    "/steward.tracking.v1.TrackingService/CommitDatasetVersion",
+    "/steward.tracking.v1.TrackingService/DeleteDatasetVersion",
 ];
 
 /// The tracking gRPC service over `b`.

@@ -3,6 +3,7 @@
 
 pub mod artifacts;
 pub mod datasets;
+pub mod dsv;
 pub mod experiments;
 pub mod metrics;
 pub mod runs;

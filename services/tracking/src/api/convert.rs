@@ -102,6 +102,11 @@ fn dataset_input(i: &DatasetInput) -> pb::DatasetInput {
             source_type: i.dataset.source_type.clone(),
             schema_json: i.dataset.schema_json.clone(),
             profile: pb::DatasetProfile::decode(i.dataset.profile.as_slice()).ok(),
+            version: if i.dataset.source_type == crate::domain::STORED_DATASET {
+                i.dataset.source_uri.clone()
+            } else {
+                String::new()
+            },
         }),
     }
 }
@@ -249,6 +254,46 @@ pub fn dataset_input_from(i: &pb::DatasetInput, idx: usize) -> Result<DatasetInp
         .dataset
         .as_ref()
         .ok_or_else(|| Error::invalid_field(format!("{f}.dataset"), "required"))?;
+    let context = if i.context.is_empty() {
+        "training".to_string()
+    } else {
+        i.context.to_ascii_lowercase()
+    };
+    if !d.version.is_empty() {
+        // A stored version: the service fills the rest from it.
+        crate::domain::datasets::parse_version_name(&d.version, &format!("{f}.dataset.version"))?;
+        for (field, v) in [
+            ("digest", &d.digest),
+            ("source_uri", &d.source_uri),
+            ("source_type", &d.source_type),
+            ("schema_json", &d.schema_json),
+        ] {
+            if !v.is_empty() {
+                return Err(Error::invalid_field(
+                    format!("{f}.dataset.{field}"),
+                    "leave empty when dataset.version is set; the service fills it from the version",
+                ));
+            }
+        }
+        if d.profile.is_some() {
+            return Err(Error::invalid_field(
+                format!("{f}.dataset.profile"),
+                "leave empty when dataset.version is set; the service fills it from the version",
+            ));
+        }
+        check_context(&context, &f)?;
+        return Ok(DatasetInput {
+            context,
+            dataset: Dataset {
+                name: String::new(),
+                digest: String::new(),
+                source_uri: d.version.clone(),
+                source_type: crate::domain::STORED_DATASET.to_string(),
+                schema_json: String::new(),
+                profile: Vec::new(),
+            },
+        });
+    }
     validate::name(&format!("{f}.dataset.name"), &d.name)?;
     if d.digest.is_empty()
         || d.digest.len() > 200
@@ -274,21 +319,7 @@ pub fn dataset_input_from(i: &pb::DatasetInput, idx: usize) -> Result<DatasetInp
             "must be valid JSON",
         ));
     }
-    let context = if i.context.is_empty() {
-        "training".to_string()
-    } else {
-        i.context.to_ascii_lowercase()
-    };
-    if context.len() > 100
-        || !context
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
-        return Err(Error::invalid_field(
-            format!("{f}.context"),
-            "a word such as training, validation or test",
-        ));
-    }
+    check_context(&context, &f)?;
     let profile = d.profile.clone().unwrap_or_default();
     if profile.features.len() > 10_000 {
         return Err(Error::limit(
@@ -315,6 +346,20 @@ pub fn dataset_input_from(i: &pb::DatasetInput, idx: usize) -> Result<DatasetInp
             profile: profile.encode_to_vec(),
         },
     })
+}
+
+fn check_context(context: &str, f: &str) -> Result<(), Error> {
+    if context.len() > 100
+        || !context
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(Error::invalid_field(
+            format!("{f}.context"),
+            "a word such as training, validation or test",
+        ));
+    }
+    Ok(())
 }
 
 /// Artifact metadata to wire.

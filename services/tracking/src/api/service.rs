@@ -34,8 +34,8 @@ const HISTORY_PAGE_MAX: usize = 1_000_000;
 /// The gRPC service.
 #[derive(Clone)]
 pub struct TrackingApi {
-    app: Tracking,
-    tokens: Arc<PageTokenCodec>,
+    pub(super) app: Tracking,
+    pub(super) tokens: Arc<PageTokenCodec>,
 }
 
 impl TrackingApi {
@@ -791,5 +791,77 @@ impl TrackingService for TrackingApi {
             url,
             expire_time: Some(convert::ts(exp_ms)),
         }))
+    }
+
+    async fn create_dataset_version(
+        &self,
+        req: Request<pb::CreateDatasetVersionRequest>,
+    ) -> Result<pb::DatasetVersion> {
+        self.dsv_create(req).await
+    }
+
+    async fn upload_dataset_file(
+        &self,
+        req: Request<Streaming<pb::UploadDatasetFileRequest>>,
+    ) -> Result<pb::DatasetFile> {
+        self.dsv_upload(req).await
+    }
+
+    async fn commit_dataset_version(
+        &self,
+        req: Request<pb::CommitDatasetVersionRequest>,
+    ) -> Result<pb::DatasetVersion> {
+        self.dsv_commit(req).await
+    }
+
+    async fn get_dataset_version(
+        &self,
+        req: Request<pb::GetDatasetVersionRequest>,
+    ) -> Result<pb::DatasetVersion> {
+        self.dsv_get(req).await
+    }
+
+    async fn list_dataset_versions(
+        &self,
+        req: Request<pb::ListDatasetVersionsRequest>,
+    ) -> Result<pb::ListDatasetVersionsResponse> {
+        self.dsv_list_versions(req).await
+    }
+
+    async fn list_datasets(
+        &self,
+        req: Request<pb::ListDatasetsRequest>,
+    ) -> Result<pb::ListDatasetsResponse> {
+        self.dsv_list_datasets(req).await
+    }
+
+    async fn list_dataset_files(
+        &self,
+        req: Request<pb::ListDatasetFilesRequest>,
+    ) -> Result<pb::ListDatasetFilesResponse> {
+        self.dsv_list_files(req).await
+    }
+
+    type DownloadDatasetFileStream = super::dsv::DownloadStream;
+
+    async fn download_dataset_file(
+        &self,
+        req: Request<pb::DownloadDatasetFileRequest>,
+    ) -> Result<Self::DownloadDatasetFileStream> {
+        self.dsv_download(req).await
+    }
+
+    async fn diff_dataset_versions(
+        &self,
+        req: Request<pb::DiffDatasetVersionsRequest>,
+    ) -> Result<pb::DatasetDiff> {
+        self.dsv_diff(req).await
+    }
+
+    async fn delete_dataset_version(
+        &self,
+        req: Request<pb::DeleteDatasetVersionRequest>,
+    ) -> Result<pb::DeleteDatasetVersionResponse> {
+        self.dsv_delete(req).await
     }
 }

@@ -92,11 +92,47 @@ impl Tracking {
                 return Ok(());
             }
             writable_run_in(&*tx, exp, run_id).await?;
-            for i in inputs {
-                datasets::add_input(&tx, run_id, i).await?;
+            for (idx, i) in inputs.iter().enumerate() {
+                let i = resolve_stored(&*tx, idx, i).await?;
+                datasets::add_input(&tx, run_id, &i).await?;
             }
             remember(&tx, key.as_ref(), &()).await?;
             Ok(())
         })
     }
+}
+
+/// A run input naming a stored dataset version gets the version's dataset id as name, its
+/// digest, schema and profile, and its pinned name (`latest` resolved to a number).
+async fn resolve_stored<C: sea_orm::ConnectionTrait>(
+    c: &C,
+    idx: usize,
+    i: &DatasetInput,
+) -> Result<DatasetInput, Error> {
+    use crate::domain::datasets::{VersionState, parse_version_name};
+    if i.dataset.source_type != crate::domain::STORED_DATASET || !i.dataset.digest.is_empty() {
+        return Ok(i.clone());
+    }
+    let field = format!("inputs[{idx}].dataset.version");
+    let (ds, v) = parse_version_name(&i.dataset.source_uri, &field)?;
+    let version = crate::store::dsv::get_version(c, &ds, &v)
+        .await?
+        .ok_or_else(|| Error::not_found("DATASET_VERSION_NOT_FOUND", &i.dataset.source_uri))?;
+    if version.state != VersionState::Committed {
+        return Err(Error::failed_precondition(
+            "DATASET_VERSION_PENDING",
+            format!(
+                "{} is not committed; commit it before a run uses it",
+                version.name()
+            ),
+        )
+        .with_violation(field, "not committed"));
+    }
+    let mut out = i.clone();
+    out.dataset.name = ds;
+    out.dataset.digest = version.digest.clone();
+    out.dataset.source_uri = version.name();
+    out.dataset.schema_json = version.schema_json.clone();
+    out.dataset.profile = version.profile.clone();
+    Ok(out)
 }

@@ -281,6 +281,10 @@ impl RunData {
     }
 }
 
+/// `source_type` of a run input that is a stored dataset version (its `source_uri` is the
+/// version's resource name).
+pub const STORED_DATASET: &str = "steward";
+
 #[cfg(test)]
 mod tests {
     use super::RunStatus;

@@ -436,6 +436,7 @@ async fn datasets_are_recorded_and_searchable() {
                 source_type: "s3".into(),
                 schema_json: r#"{"fields":[{"name":"age","type":"int64"}]}"#.into(),
                 profile: Some(profile.clone()),
+                version: String::new(),
             }),
             context: "training".into(),
         };

@@ -8,6 +8,7 @@ mod harness;
 mod artifacts;
 mod audit_events;
 mod data;
+mod datasets;
 mod experiments;
 mod runs;
 mod search;
