@@ -570,8 +570,8 @@ impl Parser<'_> {
             let known = match self.scope {
                 Scope::Runs => "params.*, metrics.*, tags.*, attributes.{status, run_name, run_id, start_time, end_time, create_time, update_time, creator, parent_run_id}, datasets.{name, digest, context, source_uri}",
                 Scope::Experiments => "display_name, create_time, update_time, tags.*",
-                Scope::Models => "name, description, creator, create_time, update_time, tags.*, latest_version.{version, status, format, approval, creator, source_run, digest, create_time, update_time}",
-                Scope::ModelVersions => "version, status, format, approval, creator, source_run, digest, create_time, update_time, tags.*",
+                Scope::Models => "name, description, creator, create_time, update_time, tags.*, latest_version.{version, status, format, approval, creator, source_run, digest, create_time, update_time}, datasets.{name, digest, context, source_uri} (of any version)",
+                Scope::ModelVersions => "version, status, format, approval, creator, source_run, digest, create_time, update_time, tags.*, datasets.{name, digest, context, source_uri}",
             };
             err(self.field, pos, format!("unknown field `{w}`; known fields: {known}"))
         })
@@ -744,7 +744,7 @@ fn resolve_field(scope: Scope, prefix: &str, key: &str) -> Option<Field> {
         (Scope::Runs, "metrics" | "metric") => Some(Field::Metric(key.into())),
         (_, "tags" | "tag") => Some(Field::Tag(key.into())),
         (_, "attributes" | "attribute" | "attr") | (_, "") => attr(key).map(Field::Attr),
-        (Scope::Runs, "datasets" | "dataset") => {
+        (Scope::Runs | Scope::Models | Scope::ModelVersions, "datasets" | "dataset") => {
             Some(Field::Dataset(match key.to_ascii_lowercase().as_str() {
                 "name" => DatasetField::Name,
                 "digest" => DatasetField::Digest,

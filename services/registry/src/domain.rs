@@ -3,6 +3,7 @@
 pub mod compare;
 pub mod model;
 pub mod policy;
+pub mod repro;
 pub mod validate;
 
 pub use model::*;

@@ -26,6 +26,7 @@ pub fn environment(e: &Environment) -> pb::Environment {
         policy: Some(pb::EnvironmentPolicy {
             require_approved: e.require_approved,
             require_previous_environment: e.require_previous_env.clone(),
+            require_reproducible: e.require_reproducible,
         }),
         upstream_url: e.upstream_url.clone(),
         create_time: Some(ts(e.create_time)),

@@ -153,6 +153,7 @@ impl DeploymentService for DeploymentApi {
             description: e.description,
             require_approved: policy.require_approved,
             require_previous_env: prev,
+            require_reproducible: policy.require_reproducible,
             upstream_url: e.upstream_url,
             create_time: 0,
             update_time: 0,
@@ -221,7 +222,7 @@ impl DeploymentService for DeploymentApi {
                             "environment.policy.require_previous_environment",
                         )?
                     };
-                    p.policy = Some((pol.require_approved, prev));
+                    p.policy = Some((pol.require_approved, prev, pol.require_reproducible));
                 }
                 "upstream_url" => {
                     url(&e.upstream_url, "environment.upstream_url")?;

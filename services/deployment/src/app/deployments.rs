@@ -124,6 +124,20 @@ impl Deployments {
                     .with_metadata("rule", "require_approved"));
                 }
             }
+            if env.require_reproducible {
+                let gaps = self.peers.reproducibility_gaps(&name).await?;
+                if !gaps.is_empty() {
+                    return Err(Error::failed_precondition(
+                        "POLICY_VIOLATION",
+                        format!(
+                            "environments/{} accepts only versions with a complete reproducibility manifest; {name} lacks: {}",
+                            env.name,
+                            gaps.join("; ")
+                        ),
+                    )
+                    .with_metadata("rule", "require_reproducible"));
+                }
+            }
             if !env.require_previous_env.is_empty()
                 && !store::served_in(self.db.conn(), model, v.version, &env.require_previous_env)
                     .await?

@@ -15,8 +15,8 @@ pub struct EnvironmentPatch {
     pub order: Option<i64>,
     /// Description.
     pub description: Option<String>,
-    /// Policy (require_approved, require_previous_env).
-    pub policy: Option<(bool, String)>,
+    /// Policy (require_approved, require_previous_env, require_reproducible).
+    pub policy: Option<(bool, String, bool)>,
     /// Upstream.
     pub upstream_url: Option<String>,
 }
@@ -118,7 +118,7 @@ impl Deployments {
             if let Some(d) = &patch.description {
                 e.description = d.clone();
             }
-            if let Some((approved, prev)) = &patch.policy {
+            if let Some((approved, prev, reproducible)) = &patch.policy {
                 if !prev.is_empty() && (prev == name || store::get_one(&*tx, prev).await?.is_none())
                 {
                     return Err(Error::invalid_field(
@@ -128,6 +128,7 @@ impl Deployments {
                 }
                 e.require_approved = *approved;
                 e.require_previous_env = prev.clone();
+                e.require_reproducible = *reproducible;
             }
             if let Some(u) = &patch.upstream_url {
                 e.upstream_url = u.clone();

@@ -91,6 +91,21 @@ impl Peers {
         })
     }
 
+    /// What the registry's reproducibility manifest says is missing for `name` (empty when
+    /// complete).
+    pub async fn reproducibility_gaps(&self, name: &str) -> Result<Vec<String>, Error> {
+        let m = self
+            .registry
+            .clone()
+            .get_reproducibility_manifest(rpb::GetReproducibilityManifestRequest {
+                name: name.to_string(),
+            })
+            .await
+            .map_err(|s| remote(s, "registry"))?
+            .into_inner();
+        Ok(if m.complete { Vec::new() } else { m.missing })
+    }
+
     /// Resolves a version name or alias; `field` names the request field for errors.
     pub async fn resolve(&self, name: &str, field: &str) -> Result<ResolvedVersion, Error> {
         let v = self

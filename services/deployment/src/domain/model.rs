@@ -21,6 +21,9 @@ pub struct Environment {
     pub require_approved: bool,
     /// Versions must have been deployed in this environment first ("" = none).
     pub require_previous_env: String,
+    /// Versions must have a complete reproducibility manifest.
+    #[serde(default)]
+    pub require_reproducible: bool,
     /// Default upstream for non-ONNX versions.
     pub upstream_url: String,
     /// Created, ms.

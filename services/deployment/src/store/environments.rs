@@ -10,12 +10,13 @@ use steward_storage::schema::Environments as E;
 use super::{WriteTx, fetch_all, fetch_one, get};
 use crate::domain::Environment;
 
-const COLS: [E; 9] = [
+const COLS: [E; 10] = [
     E::Name,
     E::Ord,
     E::Description,
     E::RequireApproved,
     E::RequirePreviousEnv,
+    E::RequireReproducible,
     E::UpstreamUrl,
     E::CreateTime,
     E::UpdateTime,
@@ -29,6 +30,7 @@ fn from_row(r: &sea_orm::QueryResult) -> Result<Environment, Error> {
         description: get(r, "description")?,
         require_approved: get::<i16>(r, "require_approved")? != 0,
         require_previous_env: get(r, "require_previous_env")?,
+        require_reproducible: get::<i16>(r, "require_reproducible")? != 0,
         upstream_url: get(r, "upstream_url")?,
         create_time: get(r, "create_time")?,
         update_time: get(r, "update_time")?,
@@ -47,6 +49,7 @@ pub async fn insert(tx: &WriteTx, e: &Environment) -> Result<(), Error> {
             e.description.as_str().into(),
             (e.require_approved as i16).into(),
             e.require_previous_env.as_str().into(),
+            (e.require_reproducible as i16).into(),
             e.upstream_url.as_str().into(),
             e.create_time.into(),
             e.update_time.into(),
@@ -72,6 +75,7 @@ pub async fn update(tx: &WriteTx, e: &Environment) -> Result<(), Error> {
         .value(E::Description, e.description.as_str())
         .value(E::RequireApproved, e.require_approved as i16)
         .value(E::RequirePreviousEnv, e.require_previous_env.as_str())
+        .value(E::RequireReproducible, e.require_reproducible as i16)
         .value(E::UpstreamUrl, e.upstream_url.as_str())
         .value(E::UpdateTime, e.update_time)
         .value(E::Revision, e.revision)

@@ -37,7 +37,7 @@ pub struct Harness {
     pub bob: RegistryServiceClient<InterceptedService<Channel, As>>,
     pub oip: GrpcInferenceServiceClient<Channel>,
     pub backends: Backends,
-    channel: Channel,
+    pub channel: Channel,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,

@@ -4,4 +4,5 @@
 mod decisions;
 mod flows;
 mod harness;
+mod reproducible;
 mod serving;

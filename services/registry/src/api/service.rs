@@ -556,4 +556,49 @@ impl RegistryService for RegistryApi {
         let out = self.app.get_policy(&model).await.map_err(st)?;
         Ok(Response::new(convert::policy(&out)))
     }
+
+    async fn get_reproducibility_manifest(
+        &self,
+        req: Request<pb::GetReproducibilityManifestRequest>,
+    ) -> Result<pb::ReproducibilityManifest> {
+        let r = vref(&req.get_ref().name, "name")?;
+        let m = self.app.reproducibility(&r).await.map_err(st)?;
+        Ok(Response::new(pb::ReproducibilityManifest {
+            model_version: m.model_version.clone(),
+            artifact_uri: m.artifact_uri.clone(),
+            content_digest: m.content_digest.clone(),
+            format: m.format.clone(),
+            code_version: Some(pb::CodeVersion {
+                git_commit: m.code.git_commit.clone(),
+                git_repo: m.code.git_repo.clone(),
+                git_dirty: m.code.git_dirty,
+            }),
+            source_run: m.source_run.clone(),
+            datasets: m
+                .datasets
+                .iter()
+                .map(|d| pb::ReproducibleDataset {
+                    dataset: Some(pb::DatasetRef {
+                        name: d.dataset.name.clone(),
+                        digest: d.dataset.digest.clone(),
+                        source_uri: d.dataset.source_uri.clone(),
+                        context: d.dataset.context.clone(),
+                    }),
+                    version: d.version.clone().unwrap_or_default(),
+                })
+                .collect(),
+            params: m.params.clone().into_iter().collect(),
+            environment_files: m
+                .environment_files
+                .iter()
+                .map(|(path, size, sha)| pb::EnvironmentFile {
+                    path: path.clone(),
+                    size_bytes: *size,
+                    sha256: sha.clone(),
+                })
+                .collect(),
+            complete: m.complete(),
+            missing: m.missing.clone(),
+        }))
+    }
 }

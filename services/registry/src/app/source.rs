@@ -53,7 +53,40 @@ pub trait RunSource: Send + Sync + 'static {
     /// The snapshot of `run` with the files under `artifact_path`; errors name
     /// `model_version.source_run` or `model_version.artifact_path`.
     async fn snapshot(&self, run: &RunName, artifact_path: &str) -> Result<RunSnapshot, Error>;
+
+    /// The run's environment lock files ([`ENVIRONMENT_FILES`]) as (path, size, sha256).
+    async fn environment_files(&self, run: &RunName) -> Result<Vec<(String, i64, String)>, Error> {
+        let _ = run;
+        Ok(Vec::new())
+    }
+
+    /// Whether `version` (`datasets/{d}/versions/{v}`) is a committed dataset version holding
+    /// exactly `digest`.
+    async fn dataset_version_holds(&self, version: &str, digest: &str) -> Result<bool, Error> {
+        let _ = (version, digest);
+        Ok(false)
+    }
 }
+
+/// File names (anywhere in a run's artifacts) that pin a software environment.
+pub const ENVIRONMENT_FILES: &[&str] = &[
+    "requirements.txt",
+    "constraints.txt",
+    "uv.lock",
+    "poetry.lock",
+    "Pipfile.lock",
+    "pylock.toml",
+    "conda.yaml",
+    "conda.yml",
+    "conda-lock.yml",
+    "environment.yml",
+    "environment.yaml",
+    "python_env.yaml",
+    "Cargo.lock",
+    "package-lock.json",
+    "renv.lock",
+    "go.sum",
+];
 
 /// [`RunSource`] over the tracking service's gRPC API.
 #[derive(Clone)]
@@ -83,6 +116,50 @@ fn remote(e: tonic::Status, what: &str) -> Error {
 
 #[tonic::async_trait]
 impl RunSource for TrackingRunSource {
+    async fn environment_files(&self, run: &RunName) -> Result<Vec<(String, i64, String)>, Error> {
+        let mut client = self.client.clone();
+        let mut out = Vec::new();
+        let mut token = String::new();
+        loop {
+            let resp = list_page(&mut client, &run.to_string(), "", token).await?;
+            for a in resp.artifacts {
+                let base = a.path.rsplit('/').next().unwrap_or(&a.path);
+                if ENVIRONMENT_FILES.contains(&base) {
+                    out.push((a.path.clone(), a.size_bytes, a.sha256.clone()));
+                }
+            }
+            if resp.next_page_token.is_empty() {
+                break;
+            }
+            token = resp.next_page_token;
+        }
+        Ok(out)
+    }
+
+    async fn dataset_version_holds(&self, version: &str, digest: &str) -> Result<bool, Error> {
+        let mut client = self.client.clone();
+        match client
+            .get_dataset_version(tpb::GetDatasetVersionRequest {
+                name: version.to_string(),
+            })
+            .await
+        {
+            Ok(v) => {
+                let v = v.into_inner();
+                Ok(v.state == tpb::DatasetVersionState::Committed as i32 && v.digest == digest)
+            }
+            Err(s)
+                if matches!(
+                    s.code(),
+                    tonic::Code::NotFound | tonic::Code::InvalidArgument
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(s) => Err(remote(s, "GetDatasetVersion")),
+        }
+    }
+
     async fn snapshot(&self, run: &RunName, artifact_path: &str) -> Result<RunSnapshot, Error> {
         let mut client = self.client.clone();
         let name = run.to_string();
@@ -257,6 +334,14 @@ impl<S: RunSource> Coalescing<S> {
 
 #[tonic::async_trait]
 impl<S: RunSource> RunSource for Coalescing<S> {
+    async fn environment_files(&self, run: &RunName) -> Result<Vec<(String, i64, String)>, Error> {
+        self.inner.environment_files(run).await
+    }
+
+    async fn dataset_version_holds(&self, version: &str, digest: &str) -> Result<bool, Error> {
+        self.inner.dataset_version_holds(version, digest).await
+    }
+
     async fn snapshot(&self, run: &RunName, artifact_path: &str) -> Result<RunSnapshot, Error> {
         let key = (run.to_string(), artifact_path.to_string());
         let (tx, rx) = tokio::sync::oneshot::channel();

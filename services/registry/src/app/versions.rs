@@ -332,6 +332,40 @@ impl Registry {
         Ok((v, l))
     }
 
+    /// The reproducibility manifest of a version: from its frozen lineage, the stored dataset
+    /// versions holding its datasets' digests, and its run's environment lock files.
+    pub async fn reproducibility(
+        &self,
+        r: &VersionRef,
+    ) -> Result<crate::domain::repro::Manifest, Error> {
+        use crate::domain::repro::{ReproDataset, assess};
+        let (v, l) = self.lineage(r).await?;
+        let mut datasets = Vec::with_capacity(l.datasets.len());
+        for d in &l.datasets {
+            let version = if d.source_uri.starts_with("datasets/")
+                && self
+                    .source
+                    .dataset_version_holds(&d.source_uri, &d.digest)
+                    .await?
+            {
+                Some(d.source_uri.clone())
+            } else {
+                None
+            };
+            datasets.push(ReproDataset {
+                dataset: d.clone(),
+                version,
+            });
+        }
+        let env = if l.source_run.is_empty() {
+            Vec::new()
+        } else {
+            let run = steward_common::names::RunName::parse(&l.source_run, "source_run")?;
+            self.source.environment_files(&run).await?
+        };
+        Ok(assess(&v, &l, datasets, env))
+    }
+
     /// Compares two versions.
     pub async fn compare(
         &self,

@@ -2,11 +2,21 @@
 
 use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, Query};
 use steward_common::Error;
-use steward_common::filter::{Attr, Field, Filter, Test, VersionField};
+use steward_common::filter::{Attr, DatasetField, Field, Filter, Test, VersionField};
 use steward_storage::filter_sql::apply_test;
 use steward_storage::schema::{
-    ModelVersionTags as VT, ModelVersions as V, RegisteredModelTags as MT, RegisteredModels as M,
+    ModelVersionDatasets as D, ModelVersionTags as VT, ModelVersions as V,
+    RegisteredModelTags as MT, RegisteredModels as M,
 };
+
+fn dataset_col(f: DatasetField) -> D {
+    match f {
+        DatasetField::Name => D::Name,
+        DatasetField::Digest => D::Digest,
+        DatasetField::Context => D::Context,
+        DatasetField::SourceUri => D::SourceUri,
+    }
+}
 
 /// The `model_versions` column of a version field.
 pub fn version_col(f: VersionField) -> V {
@@ -87,6 +97,16 @@ pub fn model_condition(f: &Filter, m: &Alias, n: &mut usize) -> Result<Condition
                 .and_where(Expr::col((v.clone(), V::Version)).equals((m.clone(), M::LastVersion)));
             exists_with(sub, Expr::col((v, version_col(*vf))), test)
         }
+        Filter::Pred(Field::Dataset(df), test) => {
+            // Some version of the model was trained on a matching dataset.
+            *n += 1;
+            let d = Alias::new(format!("d{n}"));
+            let mut sub = Query::select();
+            sub.expr(Expr::val(1))
+                .from_as(D::Table, d.clone())
+                .and_where(Expr::col((d.clone(), D::Model)).equals((m.clone(), M::Name)));
+            exists_with(sub, Expr::col((d, dataset_col(*df))), test)
+        }
         Filter::Pred(..) => return Err(unsupported("registered models")),
     })
 }
@@ -110,6 +130,16 @@ pub fn version_condition(f: &Filter, v: &Alias, n: &mut usize) -> Result<Conditi
                 .and_where(Expr::col((t.clone(), VT::Version)).equals((v.clone(), V::Version)))
                 .and_where(Expr::col((t.clone(), VT::Key)).eq(k.as_str()));
             exists_with(sub, Expr::col((t, VT::Value)), test)
+        }
+        Filter::Pred(Field::Dataset(df), test) => {
+            *n += 1;
+            let d = Alias::new(format!("d{n}"));
+            let mut sub = Query::select();
+            sub.expr(Expr::val(1))
+                .from_as(D::Table, d.clone())
+                .and_where(Expr::col((d.clone(), D::Model)).equals((v.clone(), V::Model)))
+                .and_where(Expr::col((d.clone(), D::Version)).equals((v.clone(), V::Version)));
+            exists_with(sub, Expr::col((d, dataset_col(*df))), test)
         }
         Filter::Pred(..) => return Err(unsupported("model versions")),
     })

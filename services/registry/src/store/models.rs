@@ -168,6 +168,10 @@ pub async fn delete(tx: &WriteTx, name: &str) -> Result<(), Error> {
             .to_owned()
     };
     for q in [
+        by_model(
+            iden(steward_storage::schema::ModelVersionDatasets::Table),
+            iden(steward_storage::schema::ModelVersionDatasets::Model),
+        ),
         by_model(iden(VT::Table), iden(VT::Model)),
         by_model(iden(V::Table), iden(V::Model)),
         by_model(iden(A::Table), iden(A::Model)),

@@ -137,6 +137,7 @@ pub async fn insert_many(tx: &WriteTx, rows: &[(&ModelVersion, &Lineage)]) -> Re
         }
         tx.execute(&q).await.map_err(db_err)?;
     }
+    write_datasets(tx, rows).await?;
     let tagged: Vec<(&str, i64, &str, &str)> = rows
         .iter()
         .flat_map(|(v, _)| {
@@ -328,4 +329,59 @@ pub async fn list<C: ConnectionTrait>(
     };
     load_details(c, &mut out).await?;
     Ok((out, next))
+}
+
+/// Records the datasets of each version's frozen lineage in `model_version_datasets`.
+async fn write_datasets(tx: &WriteTx, rows: &[(&ModelVersion, &Lineage)]) -> Result<(), Error> {
+    use steward_storage::schema::ModelVersionDatasets as D;
+    let mut all = std::collections::BTreeSet::new();
+    for (v, l) in rows {
+        for d in &l.datasets {
+            all.insert((
+                v.model.as_str(),
+                v.version,
+                d.name.as_str(),
+                d.digest.as_str(),
+                d.context.as_str(),
+                d.source_uri.as_str(),
+            ));
+        }
+    }
+    let all: Vec<_> = all.into_iter().collect();
+    for chunk in steward_storage::rows::pow2_chunks(&all, 128) {
+        let mut q = Query::insert()
+            .into_table(D::Table)
+            .columns([
+                D::Model,
+                D::Version,
+                D::Name,
+                D::Digest,
+                D::Context,
+                D::SourceUri,
+            ])
+            .to_owned();
+        for (m, n, name, digest, context, uri) in chunk {
+            q.values_panic([
+                (*m).into(),
+                (*n).into(),
+                (*name).into(),
+                (*digest).into(),
+                (*context).into(),
+                (*uri).into(),
+            ]);
+        }
+        q.on_conflict(
+            sea_orm::sea_query::OnConflict::columns([
+                D::Model,
+                D::Version,
+                D::Name,
+                D::Digest,
+                D::Context,
+            ])
+            .do_nothing()
+            .to_owned(),
+        );
+        tx.execute(&q).await.map_err(db_err)?;
+    }
+    Ok(())
 }
