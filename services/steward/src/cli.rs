@@ -141,6 +141,24 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Dataset versions: push files, list, diff, pull a version back byte-identical.
+    Datasets {
+        #[command(subcommand)]
+        cmd: DatasetsCmd,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// The reproducibility manifest of a model version (code, data, params, environment), and
+    /// optionally its data and artifacts materialized into a directory.
+    Reproduce {
+        /// `registeredModels/{m}/versions/{v}` (or `MODEL/VERSION`).
+        model_version: String,
+        /// Materialize the dataset versions, the model files and the environment files here.
+        #[arg(long)]
+        into: Option<PathBuf>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Registered models.
     Models {
         #[command(subcommand)]
@@ -301,6 +319,59 @@ pub enum RunsCmd {
     Get {
         /// `experiments/{e}/runs/{r}`.
         run: String,
+    },
+}
+
+/// `steward datasets ...`
+#[derive(Subcommand, Debug)]
+pub enum DatasetsCmd {
+    /// Upload files or a directory as a new version of a dataset (created on first use). Only
+    /// content the store does not hold yet is stored.
+    Push {
+        /// Dataset id (e.g. `fraud-transactions`) or `datasets/{id}`.
+        dataset: String,
+        /// Files or directories (a directory's files keep their paths relative to it).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Description of the version.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Tags `key=value` (repeatable).
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        /// Do not compute schema and profile at commit.
+        #[arg(long)]
+        skip_profile: bool,
+    },
+    /// List datasets, or the versions of one.
+    List {
+        /// Dataset id or `datasets/{id}`; all datasets when omitted.
+        dataset: Option<String>,
+    },
+    /// Show a version and its files.
+    Show {
+        /// `datasets/{d}/versions/{v}` (or `latest`).
+        version: String,
+    },
+    /// Files added, removed and changed, schema changes and column shifts between versions.
+    Diff {
+        /// The older version.
+        base: String,
+        /// The newer version.
+        target: String,
+    },
+    /// Download a version into a directory, byte-identical, every file verified.
+    Pull {
+        /// `datasets/{d}/versions/{v}` (or `latest`).
+        version: String,
+        /// Target directory (created; existing files with other content are refused).
+        dir: PathBuf,
+    },
+    /// Delete a version (refused while a model version was trained on it) and reclaim its
+    /// storage.
+    Delete {
+        /// `datasets/{d}/versions/{v}`.
+        version: String,
     },
 }
 

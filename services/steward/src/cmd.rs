@@ -5,6 +5,7 @@ mod aliases;
 mod artifacts;
 mod audit;
 mod backup;
+mod datasets;
 mod demo;
 mod deploy;
 mod deployment_json;
@@ -61,6 +62,12 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Experiments { cmd, client } => experiments::run(cmd, &client).await,
         Command::Runs { cmd, client } => runs::run(cmd, &client).await,
         Command::Artifacts { cmd, client } => artifacts::run(cmd, &client).await,
+        Command::Datasets { cmd, client } => datasets::run(cmd, &client).await,
+        Command::Reproduce {
+            model_version,
+            into,
+            client,
+        } => datasets::reproduce(model_version, into, &client).await,
         Command::Models { cmd, client } => models::run(cmd, &client).await,
         Command::Versions { cmd, client } => versions::run(cmd, &client).await,
         Command::Alias { cmd, client } => aliases::run(cmd, &client).await,

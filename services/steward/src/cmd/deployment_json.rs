@@ -49,6 +49,7 @@ pub fn environment(e: &pb::Environment) -> Value {
         "policy": e.policy.as_ref().map(|p| json!({
             "require_approved": p.require_approved,
             "require_previous_environment": p.require_previous_environment,
+            "require_reproducible": p.require_reproducible,
         })),
         "upstream_url": e.upstream_url,
         "create_time": rfc3339(&e.create_time),

@@ -221,6 +221,9 @@ fn policy_text(p: Option<&pb::EnvironmentPolicy>) -> String {
                 id_of(&p.require_previous_environment)
             ));
         }
+        if p.require_reproducible {
+            parts.push("reproducible versions only".to_string());
+        }
     }
     if parts.is_empty() {
         "-".into()
@@ -310,10 +313,11 @@ mod tests {
         let p = pb::EnvironmentPolicy {
             require_approved: true,
             require_previous_environment: "environments/staging".into(),
+            require_reproducible: true,
         };
         assert_eq!(
             policy_text(Some(&p)),
-            "approved versions only; deployed in staging first"
+            "approved versions only; deployed in staging first; reproducible versions only"
         );
     }
 }

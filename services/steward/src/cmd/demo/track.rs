@@ -135,6 +135,7 @@ impl Demo {
                         source_type: "local".into(),
                         schema_json: schema.to_string(),
                         profile: None,
+                        version: String::new(),
                     }),
                     context: "training".into(),
                 }],
