@@ -7,11 +7,13 @@
 //! cargo run --release -p steward-bench -- registry [--addr ADDR] [--backend sqlite|postgres] [--quick]
 //! cargo run --release -p steward-bench -- deployment [--addr ADDR] [--backend sqlite|postgres] [--quick]
 //! cargo run --release -p steward-bench -- monitoring [--addr ADDR] [--backend sqlite|postgres] [--quick] [--no-evidently]
+//! cargo run --release -p steward-bench -- datasets [--addr ADDR] [--backend sqlite|postgres] [--quick]
 //! ```
 //!
 //! Without `--addr` the suite starts the `steward` binary beside this executable as a child
 //! process and measures its memory; it prints a table, then one JSON line per figure.
 
+mod datasets;
 mod deployment;
 mod monitoring;
 mod procfs;
@@ -57,6 +59,11 @@ enum Suite {
         #[arg(long)]
         no_evidently: bool,
     },
+    /// Dataset versions: upload of a ~1 GB CSV version (profiling excluded), the commit's
+    /// profiling speed, restore (download, SHA-256 verified), and the new bytes stored for a
+    /// second version with 1% of the rows changed in one block and at random places, server
+    /// memory.
+    Datasets(Opts),
 }
 
 /// Options every suite takes.
@@ -77,7 +84,7 @@ pub struct Opts {
     /// `--only history,search`. Sections of tracking: create_run, ingest_stream, ingest_batch,
     /// ingest_batch_series, history, search; of registry: version_create,
     /// version_create_external, alias_resolve, alias_resolve_concurrent; of deployment:
-    /// route_sequential, route, infer.
+    /// route_sequential, route, infer; of datasets: upload, profile, restore, delta.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -144,6 +151,7 @@ async fn main() -> ExitCode {
             Suite::Registry(opts) => registry::run(&opts).await,
             Suite::Deployment(opts) => deployment::run(&opts).await,
             Suite::Monitoring { opts, no_evidently } => monitoring::run(&opts, !no_evidently).await,
+            Suite::Datasets(opts) => datasets::run(&opts).await,
         }
     };
     // Ctrl-C drops the suite future, whose guards stop the server and drop its database.
