@@ -32,6 +32,7 @@ mod support;
 
 mod backup;
 mod cli;
+mod datasets_cli;
 mod demo;
 mod deployment_cli;
 mod distributed;

@@ -351,7 +351,8 @@ pub enum DatasetsCmd {
     /// Show a version and its files.
     Show {
         /// `datasets/{d}/versions/{v}` (or `latest`).
-        version: String,
+        #[arg(value_name = "VERSION")]
+        name: String,
     },
     /// Files added, removed and changed, schema changes and column shifts between versions.
     Diff {
@@ -363,7 +364,8 @@ pub enum DatasetsCmd {
     /// Download a version into a directory, byte-identical, every file verified.
     Pull {
         /// `datasets/{d}/versions/{v}` (or `latest`).
-        version: String,
+        #[arg(value_name = "VERSION")]
+        name: String,
         /// Target directory (created; existing files with other content are refused).
         dir: PathBuf,
     },
@@ -371,7 +373,8 @@ pub enum DatasetsCmd {
     /// storage.
     Delete {
         /// `datasets/{d}/versions/{v}`.
-        version: String,
+        #[arg(value_name = "VERSION")]
+        name: String,
     },
 }
 

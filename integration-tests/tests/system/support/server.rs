@@ -61,6 +61,11 @@ impl Server {
         format!("http://{}", self.addr)
     }
 
+    /// The server's channel, for other clients.
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
     /// A tracking client on the server's channel.
     pub fn tracking(&self) -> TrackingServiceClient<Channel> {
         TrackingServiceClient::new(self.channel.clone()).max_decoding_message_size(64 << 20)

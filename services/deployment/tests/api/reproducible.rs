@@ -186,6 +186,28 @@ async fn a_model_trained_on_a_stored_version_is_reproducible_and_pins_it() {
             .unwrap()
             .into_inner();
         assert_eq!(found.model_versions.len(), 1, "{l}");
+        let models = h
+            .reg
+            .list_registered_models(rpb::ListRegisteredModelsRequest {
+                filter: format!(
+                    "datasets.digest = '{}' AND datasets.context = 'training'",
+                    v.digest
+                ),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let names: Vec<&str> = models
+            .registered_models
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            vec![format!("registeredModels/{model}").as_str()],
+            "{l}"
+        );
 
         // No lock file yet: incomplete, and says so.
         let m = h

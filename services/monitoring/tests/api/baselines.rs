@@ -595,3 +595,121 @@ async fn monitors_rules_and_channels_are_validated_updated_and_deleted() {
         h.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_stored_dataset_versions_profile_is_a_baseline() {
+    for mut h in harness::all().await {
+        let l = h.label.clone();
+        // A CSV version; its profile is computed at commit.
+        let ds = format!("train-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let v = h
+            .tracking
+            .create_dataset_version(tpb::CreateDatasetVersionRequest {
+                parent: format!("datasets/{ds}"),
+                version: None,
+                request_id: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut csv = String::from("amount,country\n");
+        for i in 0..1000 {
+            csv.push_str(&format!(
+                "{},{}\n",
+                i % 100,
+                ["de", "fr", "us", "jp"][i % 4]
+            ));
+        }
+        h.tracking
+            .upload_dataset_file(futures::stream::iter(vec![
+                tpb::UploadDatasetFileRequest {
+                    part: Some(tpb::upload_dataset_file_request::Part::Header(
+                        tpb::DatasetFileHeader {
+                            version: v.name.clone(),
+                            path: "train.csv".into(),
+                            ..Default::default()
+                        },
+                    )),
+                },
+                tpb::UploadDatasetFileRequest {
+                    part: Some(tpb::upload_dataset_file_request::Part::Chunk(
+                        csv.into_bytes().into(),
+                    )),
+                },
+            ]))
+            .await
+            .unwrap();
+        h.tracking
+            .commit_dataset_version(tpb::CommitDatasetVersionRequest {
+                name: v.name.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let exp = h
+            .tracking
+            .create_experiment(tpb::CreateExperimentRequest {
+                experiment: Some(tpb::Experiment {
+                    display_name: format!("e-{ds}"),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let run = h
+            .tracking
+            .create_run(tpb::CreateRunRequest {
+                parent: exp.name,
+                run: Some(tpb::Run::default()),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        h.tracking
+            .log_run_inputs(tpb::LogRunInputsRequest {
+                run: run.name.clone(),
+                inputs: vec![tpb::DatasetInput {
+                    dataset: Some(tpb::Dataset {
+                        version: v.name.clone(),
+                        ..Default::default()
+                    }),
+                    context: "training".into(),
+                }],
+                request_id: String::new(),
+            })
+            .await
+            .unwrap();
+        let b = h
+            .mon
+            .create_baseline(pb::CreateBaselineRequest {
+                baseline_id: format!("b-{ds}"),
+                source: Some(pb::create_baseline_request::Source::Profile(
+                    pb::ProfileSource {
+                        run: run.name.clone(),
+                        dataset: ds.clone(),
+                    },
+                )),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(b.num_rows, 1000, "{l}");
+        let amount = &b.features[0];
+        assert_eq!(
+            (amount.name.as_str(), amount.kind),
+            ("amount", pb::FeatureKind::Numeric as i32)
+        );
+        assert_eq!((amount.count, amount.min, amount.max), (1000, 0.0, 99.0));
+        assert!((amount.mean - 49.5).abs() < 1e-9, "{}", amount.mean);
+        assert_eq!(amount.bin_counts.iter().sum::<i64>(), 1000);
+        assert_eq!(amount.bin_edges.len(), amount.bin_counts.len() + 1);
+        let country = &b.features[1];
+        assert_eq!(country.kind, pb::FeatureKind::Categorical as i32, "{l}");
+        assert_eq!(country.categories.get("jp"), Some(&250));
+        h.stop().await;
+    }
+}

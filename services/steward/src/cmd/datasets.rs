@@ -263,7 +263,7 @@ pub async fn run(cmd: DatasetsCmd, c: &ClientArgs) -> anyhow::Result<()> {
             }
             println!("{t}");
         }
-        DatasetsCmd::Show { version } => {
+        DatasetsCmd::Show { name: version } => {
             let v = client
                 .get_dataset_version(pb::GetDatasetVersionRequest {
                     name: version.clone(),
@@ -310,7 +310,7 @@ pub async fn run(cmd: DatasetsCmd, c: &ClientArgs) -> anyhow::Result<()> {
                 .into_inner();
             print_diff(&d);
         }
-        DatasetsCmd::Pull { version, dir } => {
+        DatasetsCmd::Pull { name: version, dir } => {
             let (v, n, size) = pull(&mut client, &version, &dir).await?;
             println!(
                 "{v} pulled into {}: {n} files, {}, every file verified",
@@ -318,7 +318,7 @@ pub async fn run(cmd: DatasetsCmd, c: &ClientArgs) -> anyhow::Result<()> {
                 bytes(size)
             );
         }
-        DatasetsCmd::Delete { version } => {
+        DatasetsCmd::Delete { name: version } => {
             let r = client
                 .delete_dataset_version(pb::DeleteDatasetVersionRequest {
                     name: version.clone(),
@@ -714,8 +714,8 @@ fn print_manifest(m: &rpb::ReproducibilityManifest) {
     }
 }
 
-/// Downloads the run's artifact `path` (a file, or every file under a directory) into `dir`,
-/// keeping paths relative to `path`'s parent, each verified.
+/// Downloads the run's artifact `path` into `dir`: a directory's files with their paths below
+/// it, or a single file under its name; each checked against its sha256.
 async fn download_run_files(
     client: &mut TrackingClient,
     run: &str,
@@ -742,17 +742,20 @@ async fn download_run_files(
             break;
         }
     }
-    let base = path
-        .rsplit_once('/')
-        .map(|(p, _)| format!("{p}/"))
-        .unwrap_or_default();
+    // A directory's files keep their paths below it; a single file keeps its name.
     let list: Vec<(String, String)> = if files.is_empty() {
-        vec![(path.to_string(), String::new())]
+        let name = path.rsplit('/').next().unwrap_or(path).to_string();
+        vec![(path.to_string(), name)]
     } else {
-        files.into_iter().map(|a| (a.path, a.sha256)).collect()
+        files
+            .into_iter()
+            .map(|a| {
+                let rel = a.path.strip_prefix(&prefix).unwrap_or(&a.path).to_string();
+                (a.path, rel)
+            })
+            .collect()
     };
-    for (p, _) in list {
-        let rel = p.strip_prefix(&base).unwrap_or(&p).to_string();
+    for (p, rel) in list {
         let out = local_path(dir, &rel)?;
         if let Some(parent) = out.parent() {
             tokio::fs::create_dir_all(parent).await?;

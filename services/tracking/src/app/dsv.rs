@@ -267,77 +267,96 @@ impl Tracking {
             Ok(stale)
         })?;
         self.collect(stale).await;
-        match self.store_stream(ds, ver, path, data).await {
-            Ok(f) => {
-                let bad = match (&h.expected_sha256, h.expected_size) {
-                    (Some(want), _) if *want != f.sha256 => Some(Error::invalid_field(
-                        "header.expected_sha256",
-                        format!(
-                            "the uploaded content has sha256 {}; nothing was stored",
-                            f.sha256
-                        ),
-                    )),
-                    (_, Some(size)) if size != f.size_bytes => Some(Error::invalid_field(
-                        "header.expected_size",
-                        format!(
-                            "the upload carried {} bytes, not {size}; nothing was stored",
-                            f.size_bytes
-                        ),
-                    )),
-                    _ => None,
-                };
-                if let Some(e) = bad {
-                    self.abandon_file(ds, ver, path).await;
-                    return Err(e);
-                }
-                let done = with_write_tx!(self.db, "finish_dataset_file", |tx| {
-                    let v = Self::version_of(&*tx, ds, &VersionRef::Number(ver)).await?;
-                    pending_only(&v)?;
-                    match store::get_file(&*tx, ds, ver, path).await? {
-                        Some(r) if r.create_time == now && r.sha256.is_empty() => {}
-                        _ => {
-                            return Err(Error::new(
-                                ErrorKind::Aborted,
-                                "DATASET_UPLOAD_SUPERSEDED",
-                                format!("the upload of {path:?} expired and was replaced"),
-                            ));
-                        }
-                    }
-                    store::finish_file(&tx, ds, ver, &f).await?;
-                    audit(
-                        &tx,
-                        ctx,
-                        "tracking.datasets.upload_file",
-                        format!("{}/files/{path}", v.name()),
-                        "",
-                        None::<&()>,
-                        Some(&f),
-                    )
-                    .await?;
-                    Ok(())
-                });
-                match done {
-                    Ok(()) => Ok(f),
-                    Err(e) => {
-                        if e.reason != "DATASET_UPLOAD_SUPERSEDED" {
-                            self.abandon_file(ds, ver, path).await;
-                        }
-                        Err(e)
-                    }
-                }
-            }
-            Err(e) => {
-                self.abandon_file(ds, ver, path).await;
-                Err(e)
-            }
+        // If the call is dropped (the client went away), the reservation and the chunks only it
+        // used are removed in the background.
+        let mut guard = AbandonOnDrop {
+            app: Some(self.clone()),
+            ds: ds.to_string(),
+            ver,
+            path: path.to_string(),
+            reserved: now,
+        };
+        let result = self.receive_file(ctx, &h, now, data).await;
+        guard.app = None;
+        if let Err(e) = &result
+            && e.reason != "DATASET_UPLOAD_SUPERSEDED"
+        {
+            self.abandon_file(ds, ver, path, now).await;
         }
+        result
     }
 
-    /// Removes an unfinished file and collects the chunks only it used.
-    async fn abandon_file(&self, ds: &str, ver: i64, path: &str) {
+    /// Streams the bytes of a reserved file, checks them, and records the file.
+    async fn receive_file(
+        &self,
+        ctx: &Ctx,
+        h: &FileHeader,
+        reserved: i64,
+        data: ByteStream,
+    ) -> Result<DatasetFile, Error> {
+        let (ds, ver, path) = (h.dataset.as_str(), h.version, h.path.as_str());
+        let f = self.store_stream(ds, ver, path, data).await?;
+        if let Some(want) = &h.expected_sha256
+            && *want != f.sha256
+        {
+            return Err(Error::invalid_field(
+                "header.expected_sha256",
+                format!(
+                    "the uploaded content has sha256 {}; nothing was stored",
+                    f.sha256
+                ),
+            ));
+        }
+        if let Some(size) = h.expected_size
+            && size != f.size_bytes
+        {
+            return Err(Error::invalid_field(
+                "header.expected_size",
+                format!(
+                    "the upload carried {} bytes, not {size}; nothing was stored",
+                    f.size_bytes
+                ),
+            ));
+        }
+        with_write_tx!(self.db, "finish_dataset_file", |tx| {
+            let v = Self::version_of(&*tx, ds, &VersionRef::Number(ver)).await?;
+            pending_only(&v)?;
+            match store::get_file(&*tx, ds, ver, path).await? {
+                Some(r) if r.create_time == reserved && r.sha256.is_empty() => {}
+                _ => {
+                    return Err(Error::new(
+                        ErrorKind::Aborted,
+                        "DATASET_UPLOAD_SUPERSEDED",
+                        format!("the upload of {path:?} expired and was replaced"),
+                    ));
+                }
+            }
+            store::finish_file(&tx, ds, ver, &f).await?;
+            audit(
+                &tx,
+                ctx,
+                "tracking.datasets.upload_file",
+                format!("{}/files/{path}", v.name()),
+                "",
+                None::<&()>,
+                Some(&f),
+            )
+            .await?;
+            Ok(())
+        })?;
+        Ok(f)
+    }
+
+    /// Removes the unfinished upload reserved at `reserved` and collects the chunks only it
+    /// used. References left under the path with no file row (the version was deleted
+    /// meanwhile) are removed too; another upload's reservation is left alone.
+    async fn abandon_file(&self, ds: &str, ver: i64, path: &str, reserved: i64) {
         let removed = with_write_tx!(self.db, "abandon_dataset_file", |tx| {
             match store::get_file(&*tx, ds, ver, path).await? {
-                Some(f) if f.sha256.is_empty() => store::delete_file(&tx, ds, ver, path).await,
+                Some(f) if f.sha256.is_empty() && f.create_time == reserved => {
+                    store::delete_file(&tx, ds, ver, path).await
+                }
+                None => store::delete_file(&tx, ds, ver, path).await,
                 _ => Ok(Vec::new()),
             }
         });
@@ -539,7 +558,7 @@ impl Tracking {
             super::dsv_profile::profile_version(self, ds, ver, &files).await?
         };
         let now = steward_common::time::now_ms();
-        with_write_tx!(self.db, "commit_dataset_version", |tx| {
+        let (v, stray) = with_write_tx!(self.db, "commit_dataset_version", |tx| {
             let mut v = Self::version_of(&*tx, ds, &VersionRef::Number(ver)).await?;
             pending_only(&v)?;
             let files = store::list_files(&*tx, ds, ver, None, 0).await?;
@@ -553,6 +572,7 @@ impl Tracking {
             for (path, schema, profile) in &profiles.0 {
                 store::set_file_profile(&tx, ds, ver, path, schema, profile).await?;
             }
+            let stray = store::prune_refs(&tx, ds, ver, &files).await?;
             v.state = VersionState::Committed;
             v.digest = digest.clone();
             v.commit_time = Some(now);
@@ -573,8 +593,10 @@ impl Tracking {
             )
             .await?;
             remember(&tx, key.as_ref(), &ver).await?;
-            Ok(v)
-        })
+            Ok((v, stray))
+        })?;
+        self.collect(stray).await;
+        Ok(v)
     }
 
     /// A version by number or `latest`.
@@ -713,9 +735,13 @@ impl Tracking {
             }
             let v = Self::version_of(&*tx, ds, &VersionRef::Number(ver)).await?;
             if v.state == VersionState::Committed {
+                // Refused while a model version was trained on it: by name, or by digest when
+                // no other committed version holds the same files.
                 let twins = store::versions_with_digest(&*tx, &v.digest).await?;
-                if twins.len() <= 1
-                    && let Some(mv) = store::model_version_using(&*tx, &v.digest).await?
+                let users = store::model_versions_using(&*tx, &v.digest).await?;
+                if let Some((mv, _)) = users
+                    .iter()
+                    .find(|(_, uri)| *uri == v.name() || twins.len() <= 1)
                 {
                     return Err(Error::failed_precondition(
                         "DATASET_VERSION_IN_USE",
@@ -889,4 +915,25 @@ async fn read_chunk(objects: &dyn ObjectStore, c: &ChunkRef) -> Result<Bytes, Er
         return Err(lost("does not match its digest".into()));
     }
     Ok(buf.freeze())
+}
+
+/// Abandons a reserved upload when the call is dropped before it finished.
+struct AbandonOnDrop {
+    app: Option<Tracking>,
+    ds: String,
+    ver: i64,
+    path: String,
+    reserved: i64,
+}
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        if let Some(app) = self.app.take()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            let (ds, path) = (std::mem::take(&mut self.ds), std::mem::take(&mut self.path));
+            let (ver, reserved) = (self.ver, self.reserved);
+            rt.spawn(async move { app.abandon_file(&ds, ver, &path, reserved).await });
+        }
+    }
 }

@@ -603,27 +603,68 @@ pub async fn stored_totals<C2: ConnectionTrait>(c: &C2) -> Result<(i64, i64), Er
     Ok((n, bytes.unwrap_or(0)))
 }
 
-/// A model version (`registeredModels/{m}/versions/{v}`) whose frozen lineage names `digest`,
-/// if any.
-pub async fn model_version_using<C2: ConnectionTrait>(
+/// Removes the chunk references of a version that its files do not use (left by an upload that
+/// was replaced or cut off); returns the digests removed.
+pub async fn prune_refs(
+    tx: &WriteTx,
+    dataset: &str,
+    version: i64,
+    files: &[DatasetFile],
+) -> Result<Vec<String>, Error> {
+    let mut used: std::collections::BTreeSet<(String, String)> = Default::default();
+    for f in files {
+        for c in steward_cas::decode_chunks(&f.chunks).unwrap_or_default() {
+            used.insert((f.path.clone(), c.hex()));
+        }
+    }
+    let q = Query::select()
+        .columns([R::Path, R::Digest])
+        .from(R::Table)
+        .and_where(Expr::col(R::Dataset).eq(dataset))
+        .and_where(Expr::col(R::Version).eq(version))
+        .to_owned();
+    let mut stray = Vec::new();
+    for r in tx.query_all(&q).await.map_err(db_err)? {
+        let (p, d): (String, String) = (get(&r, "path")?, get(&r, "digest")?);
+        if !used.contains(&(p.clone(), d.clone())) {
+            stray.push((p, d));
+        }
+    }
+    for (p, d) in &stray {
+        let del = Query::delete()
+            .from_table(R::Table)
+            .and_where(Expr::col(R::Dataset).eq(dataset))
+            .and_where(Expr::col(R::Version).eq(version))
+            .and_where(Expr::col(R::Path).eq(p.as_str()))
+            .and_where(Expr::col(R::Digest).eq(d.as_str()))
+            .to_owned();
+        tx.execute(&del).await.map_err(db_err)?;
+    }
+    Ok(stray.into_iter().map(|(_, d)| d).collect())
+}
+
+/// The model versions whose frozen lineage names `digest`, with the source URI they recorded
+/// (`registeredModels/{m}/versions/{v}`, source URI).
+pub async fn model_versions_using<C2: ConnectionTrait>(
     c: &C2,
     digest: &str,
-) -> Result<Option<String>, Error> {
+) -> Result<Vec<(String, String)>, Error> {
     let q = Query::select()
-        .columns([MVD::Model, MVD::Version])
+        .columns([MVD::Model, MVD::Version, MVD::SourceUri])
         .from(MVD::Table)
         .and_where(Expr::col(MVD::Digest).eq(digest))
         .order_by(MVD::Model, Order::Asc)
         .order_by(MVD::Version, Order::Asc)
-        .limit(1)
+        .limit(1000)
         .to_owned();
-    let row = c.query_one(&q).await.map_err(db_err)?;
-    match row {
-        Some(r) => {
-            let m: String = get(&r, "model")?;
-            let v: i64 = get(&r, "version")?;
-            Ok(Some(steward_common::names::version_name(&m, v)))
-        }
-        None => Ok(None),
+    let mut out = Vec::new();
+    for r in c.query_all(&q).await.map_err(db_err)? {
+        let m: String = get(&r, "model")?;
+        let v: i64 = get(&r, "version")?;
+        out.push((
+            steward_common::names::version_name(&m, v),
+            get(&r, "source_uri")?,
+        ));
     }
+    Ok(out)
 }

@@ -1063,3 +1063,93 @@ async fn collection_racing_an_upload_of_the_same_content_loses_nothing() {
         h.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_client_that_goes_away_mid_upload_leaves_nothing_and_frees_the_path() {
+    for mut h in harness::all().await {
+        let label = h.label.clone();
+        let ds = dataset_id();
+        let v = new_version(&mut h, &ds).await;
+        let (tx, rx) = tokio::sync::mpsc::channel::<pb::UploadDatasetFileRequest>(4);
+        tx.send(pb::UploadDatasetFileRequest {
+            part: Some(pb::upload_dataset_file_request::Part::Header(
+                pb::DatasetFileHeader {
+                    version: v.name.clone(),
+                    path: "big.bin".into(),
+                    ..Default::default()
+                },
+            )),
+        })
+        .await
+        .unwrap();
+        let part = noise(2 << 20, 5);
+        tx.send(pb::UploadDatasetFileRequest {
+            part: Some(pb::upload_dataset_file_request::Part::Chunk(
+                part.clone().into(),
+            )),
+        })
+        .await
+        .unwrap();
+        let mut c = h.client.clone();
+        // The call never completes: the stream stays open, then the client gives up.
+        let cut = tokio::time::timeout(
+            std::time::Duration::from_millis(500),
+            c.upload_dataset_file(tokio_stream::wrappers::ReceiverStream::new(rx)),
+        )
+        .await;
+        assert!(cut.is_err(), "{label}: the upload was still running");
+        drop(tx);
+        // The reservation goes away: the same path can be uploaded again at once.
+        let data = noise(1 << 20, 6);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let r = h
+                .client
+                .upload_dataset_file(upload_msgs(
+                    &v.name,
+                    "big.bin",
+                    data.clone(),
+                    &sha(&data),
+                    None,
+                ))
+                .await;
+            match r {
+                Ok(f) => {
+                    assert_eq!(f.into_inner().size_bytes, data.len() as i64);
+                    break;
+                }
+                Err(e) if e.code() == Code::Aborted && std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("{label}: {e:?}"),
+            }
+        }
+        let c = commit(&mut h, &v.name).await.unwrap();
+        assert_eq!(c.file_count, 1);
+        assert_eq!(
+            c.size_bytes,
+            data.len() as i64,
+            "{label}: only the finished upload counts"
+        );
+        // Nothing of the cut-off bytes is referenced any more: deleting the version reclaims
+        // exactly the finished file.
+        let r = h
+            .client
+            .delete_dataset_version(pb::DeleteDatasetVersionRequest {
+                name: c.name.clone(),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.reclaimed_bytes, data.len() as i64, "{label}");
+        let first =
+            steward_cas::chunk_ranges(&part, &steward_cas::ChunkParams::DATASETS)[0].clone();
+        let key = ObjectKey::for_chunk(&sha(&part[first])).unwrap();
+        assert!(
+            h.backends.objects.get(&key).await.is_err(),
+            "{label}: cut-off chunks are gone"
+        );
+        h.stop().await;
+    }
+}
