@@ -1017,7 +1017,7 @@ const REGIONS: [&str; 7] = [
 ];
 const TIERS: [&str; 4] = ["bronze", "silver", "gold", "platinum"];
 
-/// Writes the CSV of `spec` to `path`, hashing it on the way.
+/// Writes the CSV of `spec` to `path` (synced to disk), hashing it on the way.
 fn generate(path: &Path, spec: &GenSpec) -> Result<GenFile> {
     let mut file =
         std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
@@ -1039,6 +1039,10 @@ fn generate(path: &Path, spec: &GenSpec) -> Result<GenFile> {
     file.write_all(&out)
         .with_context(|| format!("writing {}", path.display()))?;
     size += out.len() as u64;
+    // Flushed before any timing starts, so the disk is not still writing the input file while
+    // the server writes what it receives (it stays in the page cache for reading).
+    file.sync_all()
+        .with_context(|| format!("syncing {}", path.display()))?;
     Ok(GenFile {
         path: path.to_path_buf(),
         size,

@@ -108,6 +108,112 @@ impl ObjectStore for LocalObjectStore {
         })
     }
 
+    async fn put_known(&self, key: &ObjectKey, data: bytes::Bytes) -> Result<()> {
+        let dest = self.path_of(key);
+        let dir = dest
+            .parent()
+            .expect("an object key has at least one segment")
+            .to_path_buf();
+        ensure_dir(&self.root, &dir)
+            .await
+            .map_err(|e| io_error(key, "create directory", e))?;
+        let (temp, file) = TempFile::create(&dir)
+            .await
+            .map_err(|e| io_error(key, "create", e))?;
+        // One blocking hop for the write, the fsync, the rename and the directory's fsync.
+        let (tmp_path, dest2) = (temp.path.clone(), dest.clone());
+        let done = tokio::task::spawn_blocking(move || {
+            use std::io::Write as _;
+            let mut file = file;
+            file.write_all(&data)?;
+            file.sync_all()?;
+            drop(file);
+            std::fs::rename(&tmp_path, &dest2)?;
+            std::fs::File::open(&dir)?.sync_all()
+        })
+        .await
+        .map_err(io::Error::other)
+        .and_then(|r| r);
+        match done {
+            Ok(()) => {
+                temp.mark_persisted();
+                Ok(())
+            }
+            Err(e) => Err(io_error(key, "write", e)),
+        }
+    }
+
+    async fn put_known_many(&self, items: Vec<(ObjectKey, bytes::Bytes)>) -> Result<()> {
+        // Write every temporary file, rename each into place, then make all of it durable
+        // with one filesystem sync (on Linux; elsewhere each file and directory is synced).
+        // A crash before the sync may leave a renamed file without its bytes: the caller
+        // records objects as stored only after this returns, and a later write replaces them.
+        let mut guards = Vec::with_capacity(items.len());
+        let mut jobs = Vec::with_capacity(items.len());
+        for (key, data) in items {
+            let dest = self.path_of(&key);
+            let dir = dest
+                .parent()
+                .expect("an object key has at least one segment")
+                .to_path_buf();
+            ensure_dir(&self.root, &dir)
+                .await
+                .map_err(|e| io_error(&key, "create directory", e))?;
+            let (temp, file) = TempFile::create(&dir)
+                .await
+                .map_err(|e| io_error(&key, "create", e))?;
+            jobs.push((temp.path.clone(), dest, file, data));
+            guards.push((key, temp));
+        }
+        let root = self.root.clone();
+        let done = tokio::task::spawn_blocking(move || -> io::Result<()> {
+            use std::io::Write as _;
+            for (tmp, dest, mut file, data) in jobs {
+                file.write_all(&data)?;
+                drop(file);
+                std::fs::rename(&tmp, &dest)?;
+                #[cfg(not(target_os = "linux"))]
+                {
+                    std::fs::File::open(&dest)?.sync_all()?;
+                    if let Some(dir) = dest.parent() {
+                        std::fs::File::open(dir)?.sync_all()?;
+                    }
+                }
+            }
+            #[cfg(target_os = "linux")]
+            rustix::fs::syncfs(std::fs::File::open(&root)?)?;
+            #[cfg(not(target_os = "linux"))]
+            let _ = root;
+            Ok(())
+        })
+        .await
+        .map_err(io::Error::other)
+        .and_then(|r| r);
+        match done {
+            Ok(()) => {
+                for (_, temp) in guards {
+                    temp.mark_persisted();
+                }
+                Ok(())
+            }
+            // Temporary files not renamed yet are removed by their guards.
+            Err(e) => match guards.first() {
+                Some((key, _)) => Err(io_error(key, "write", e)),
+                None => Ok(()),
+            },
+        }
+    }
+
+    async fn get_bytes(&self, key: &ObjectKey) -> Result<bytes::Bytes> {
+        match tokio::fs::read(self.path_of(key)).await {
+            Ok(v) => Ok(bytes::Bytes::from(v)),
+            Err(e) if is_missing(&e) || e.kind() == io::ErrorKind::IsADirectory => {
+                Err(Error::not_found(ARTIFACT_NOT_FOUND, key.artifact_path()))
+            }
+            Err(e) => Err(io_error(key, "read", e)),
+        }
+    }
+
     async fn get(&self, key: &ObjectKey) -> Result<(u64, ByteStream)> {
         let not_found = || Error::not_found(ARTIFACT_NOT_FOUND, key.artifact_path());
         let file = match tokio::fs::File::open(self.path_of(key)).await {
@@ -219,6 +325,11 @@ impl TempFile {
             },
             file,
         ))
+    }
+
+    /// Records that the file was renamed into place by other code.
+    fn mark_persisted(mut self) {
+        self.persisted = true;
     }
 
     /// Renames the file to `dest`, atomically replacing what was there.

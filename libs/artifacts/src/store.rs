@@ -51,6 +51,40 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// and the stream's error is returned as is. Once `put` returns `Ok`, the object is durable.
     async fn put(&self, key: &ObjectKey, data: ByteStream) -> Result<ObjectMeta>;
 
+    /// Stores `data` at `key` like [`ObjectStore::put`], for content the caller has already
+    /// hashed (content-addressed chunks): the store need not hash it again. Same atomicity and
+    /// durability.
+    async fn put_known(&self, key: &ObjectKey, data: Bytes) -> Result<()> {
+        self.put(key, Box::pin(futures::stream::once(async { Ok(data) })))
+            .await
+            .map(|_| ())
+    }
+
+    /// Stores several already-hashed objects; all are durable when this returns `Ok`. On error
+    /// some may be stored and others not (each one is still whole or absent). The local store
+    /// writes them all and then syncs the filesystem once, instead of once per object.
+    async fn put_known_many(&self, items: Vec<(ObjectKey, Bytes)>) -> Result<()> {
+        futures::future::try_join_all(
+            items
+                .into_iter()
+                .map(|(key, data)| async move { self.put_known(&key, data).await }),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Reads a whole (small) object into memory: its bytes, or `NOT_FOUND` as
+    /// [`ObjectStore::get`].
+    async fn get_bytes(&self, key: &ObjectKey) -> Result<Bytes> {
+        use futures::StreamExt as _;
+        let (size, mut body) = self.get(key).await?;
+        let mut buf = bytes::BytesMut::with_capacity(size.min(64 << 20) as usize);
+        while let Some(b) = body.next().await {
+            buf.extend_from_slice(&b?);
+        }
+        Ok(buf.freeze())
+    }
+
     /// Reads the object at `key`: its size and a stream of its bytes in chunks of about
     /// [`READ_CHUNK_SIZE`]. A missing object is `NOT_FOUND` / [`ARTIFACT_NOT_FOUND`] naming the
     /// artifact path.

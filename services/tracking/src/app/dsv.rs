@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use sha2::Digest as _;
 use steward_artifacts::{ArtifactPath, ByteStream, ObjectKey, ObjectStore};
@@ -30,7 +30,7 @@ pub const FILE_RESERVATION_TTL_MS: i64 = 15 * 60 * 1000;
 const BATCH: usize = 8;
 /// Batches in flight per upload (memory per upload: about (BATCH x this + 8) chunks, each at
 /// most 4 MiB and 1 MiB on average).
-const BATCHES_IN_FLIGHT: usize = 2;
+const BATCHES_IN_FLIGHT: usize = 3;
 /// Chunks read ahead per download.
 const READ_AHEAD: usize = 4;
 /// Max files per version.
@@ -377,12 +377,21 @@ impl Tracking {
         mut data: ByteStream,
     ) -> Result<DatasetFile, Error> {
         let (in_tx, mut in_rx) = mpsc::channel::<Bytes>(8);
+        let (sum_tx, mut sum_rx) = mpsc::channel::<Bytes>(8);
         let (out_tx, out_rx) = mpsc::channel::<(ChunkRef, Bytes)>(8);
-        // Hashing and chunking run on a blocking thread; the stream is read here.
-        let cpu = tokio::task::spawn_blocking(move || {
+        // Two blocking threads: one hashes the whole file, the other cuts chunks and hashes
+        // each; the stream is read here and its pieces (shared, not copied) go to both.
+        let summer = tokio::task::spawn_blocking(move || {
             let mut whole = sha2::Sha256::new();
-            let mut chunker = Chunker::new(ChunkParams::DATASETS).expect("valid chunk params");
             let mut size = 0u64;
+            while let Some(b) = sum_rx.blocking_recv() {
+                whole.update(&b);
+                size += b.len() as u64;
+            }
+            (hex::encode(whole.finalize()), size)
+        });
+        let cpu = tokio::task::spawn_blocking(move || {
+            let mut chunker = Chunker::new(ChunkParams::DATASETS).expect("valid chunk params");
             let send = |c: Bytes| {
                 let d: [u8; 32] = sha2::Sha256::digest(&c).into();
                 let r = ChunkRef {
@@ -392,25 +401,23 @@ impl Tracking {
                 out_tx.blocking_send((r, c)).is_ok()
             };
             while let Some(b) = in_rx.blocking_recv() {
-                whole.update(&b);
-                size += b.len() as u64;
                 for c in chunker.push(&b) {
                     if !send(c) {
-                        return None;
+                        return false;
                     }
                 }
             }
             for c in chunker.finish() {
                 if !send(c) {
-                    return None;
+                    return false;
                 }
             }
-            Some((hex::encode(whole.finalize()), size))
+            true
         });
         let reader = async move {
             while let Some(b) = data.next().await {
                 let b = b?;
-                if in_tx.send(b).await.is_err() {
+                if sum_tx.send(b.clone()).await.is_err() || in_tx.send(b).await.is_err() {
                     break;
                 }
             }
@@ -426,10 +433,13 @@ impl Tracking {
                 Ok((refs, new + n))
             });
         let (read, written) = futures::join!(reader, writer);
-        let whole = cpu.await.map_err(Error::internal)?;
+        let chunked = cpu.await.map_err(Error::internal)?;
+        let (sha256, size) = summer.await.map_err(Error::internal)?;
         read?;
         let (refs, new_bytes) = written?;
-        let (sha256, size) = whole.ok_or_else(|| Error::internal("chunker stopped early"))?;
+        if !chunked {
+            return Err(Error::internal("chunker stopped early"));
+        }
         Ok(DatasetFile {
             path: path.to_string(),
             size_bytes: size as i64,
@@ -464,23 +474,15 @@ impl Tracking {
             }
         }
         let new_bytes: i64 = todo.values().map(|b| b.len() as i64).sum();
-        let puts = todo.into_iter().map(|(hex, bytes)| {
-            let objects = objects.clone();
-            async move {
-                let key = ObjectKey::for_chunk(&hex)?;
-                let meta = objects
-                    .put(&key, Box::pin(futures::stream::once(async { Ok(bytes) })))
-                    .await?;
-                if meta.sha256 != hex {
-                    return Err(Error::internal(format!(
-                        "chunk {hex} was stored with sha256 {}",
-                        meta.sha256
-                    )));
-                }
-                Ok::<String, Error>(hex)
-            }
-        });
-        let written: Vec<String> = futures::future::try_join_all(puts).await?;
+        let mut items = Vec::with_capacity(todo.len());
+        let mut written = Vec::with_capacity(todo.len());
+        for (hex, bytes) in todo {
+            items.push((ObjectKey::for_chunk(&hex)?, bytes));
+            written.push(hex);
+        }
+        if !items.is_empty() {
+            objects.put_known_many(items).await?;
+        }
         if !written.is_empty() {
             with_write_tx!(self.db, "mark_chunks_stored", |tx| {
                 store::mark_stored(&tx, &written).await
@@ -878,10 +880,13 @@ fn file_name_of(uri: &str) -> String {
 
 /// The bytes of `chunks` in order, read ahead a few at a time, each checked against its digest.
 pub(crate) fn chunk_stream(objects: Arc<dyn ObjectStore>, chunks: Vec<ChunkRef>) -> ByteStream {
+    // Each read (and its digest check) is its own task, so reads ahead run on every core
+    // while earlier chunks are being sent.
     let s = futures::stream::iter(chunks)
         .map(move |c| {
             let objects = objects.clone();
-            async move { read_chunk(objects.as_ref(), &c).await }
+            let task = tokio::spawn(async move { read_chunk(objects.as_ref(), &c).await });
+            async move { task.await.map_err(Error::internal)? }
         })
         .buffered(READ_AHEAD);
     Box::pin(s)
@@ -897,24 +902,16 @@ async fn read_chunk(objects: &dyn ObjectStore, c: &ChunkRef) -> Result<Bytes, Er
             format!("stored chunk {hex} {what}; restore the artifact store from a backup"),
         )
     };
-    let (_, mut body) = match objects.get(&ObjectKey::for_chunk(&hex)?).await {
+    let buf = match objects.get_bytes(&ObjectKey::for_chunk(&hex)?).await {
         Ok(x) => x,
         Err(e) if e.kind == ErrorKind::NotFound => return Err(lost("is missing".into())),
         Err(e) => return Err(e),
     };
-    let mut buf = BytesMut::with_capacity(c.size as usize);
-    while let Some(b) = body.next().await {
-        let b = b?;
-        if buf.len() + b.len() > c.size as usize {
-            return Err(lost("is longer than recorded".into()));
-        }
-        buf.extend_from_slice(&b);
-    }
     let got: [u8; 32] = sha2::Sha256::digest(&buf).into();
     if got != c.sha256 || buf.len() as u64 != c.size {
         return Err(lost("does not match its digest".into()));
     }
-    Ok(buf.freeze())
+    Ok(buf)
 }
 
 /// Abandons a reserved upload when the call is dropped before it finished.
