@@ -790,6 +790,12 @@ pub fn parse_order_by(input: &str, scope: Scope, field: &str) -> Result<Vec<Orde
     if input.trim().is_empty() {
         return Ok(keys);
     }
+    if input.len() > MAX_FILTER_LEN {
+        return Err(Error::limit(
+            field,
+            format!("at most {MAX_FILTER_LEN} characters"),
+        ));
+    }
     let toks = lex(input, field)?;
     let mut p = Parser {
         toks,

@@ -24,8 +24,10 @@ const KEY_ID_LEN: usize = 4;
 const SCOPE_LEN: usize = 8;
 const HEADER_LEN: usize = 1 + KEY_ID_LEN + SCOPE_LEN;
 const MAC_LEN: usize = 32;
-/// Longest token accepted (characters), so garbage is rejected before any work.
-pub const MAX_TOKEN_LEN: usize = 4096;
+/// Longest token accepted (characters), so garbage is rejected before any work. Large enough
+/// for a cursor holding three 8,000-byte sort values (a run search ordered by long params or
+/// tags), all escaped.
+pub const MAX_TOKEN_LEN: usize = 96 * 1024;
 const FIELD: &str = "page_token";
 const RESTART: &str = "list again without page_token";
 

@@ -56,8 +56,9 @@ pub async fn fetch_all<C: ConnectionTrait, T>(
 pub enum SortVal {
     /// Integer (times, numbers, status codes).
     Int(i64),
-    /// Float (metrics).
-    Num(f64),
+    /// Float (metrics); NaN and infinities too (kept as text in JSON, which has no number
+    /// for them).
+    Num(#[serde(with = "any_f64")] f64),
     /// Text.
     Str(String),
 }
@@ -127,6 +128,68 @@ mod tests {
                     .all(|c| c.len().is_power_of_two() && c.len() <= 256)
             );
             assert_eq!(chunks.concat(), v);
+        }
+    }
+}
+
+/// Serde for any `f64`: finite values as JSON numbers, NaN and the infinities as the strings
+/// `"NaN"`, `"inf"` and `"-inf"` (plain serde_json writes them as `null`, which does not read
+/// back).
+mod any_f64 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() {
+            s.serialize_f64(*v)
+        } else if v.is_nan() {
+            s.serialize_str("NaN")
+        } else if *v > 0.0 {
+            s.serialize_str("inf")
+        } else {
+            s.serialize_str("-inf")
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Num(f64),
+        Text(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        match Repr::deserialize(d)? {
+            Repr::Num(v) => Ok(v),
+            Repr::Text(t) => match t.as_str() {
+                "NaN" => Ok(f64::NAN),
+                "inf" => Ok(f64::INFINITY),
+                "-inf" => Ok(f64::NEG_INFINITY),
+                _ => Err(serde::de::Error::custom(
+                    "expected a number, NaN, inf or -inf",
+                )),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod sort_val_tests {
+    use super::SortVal;
+
+    #[test]
+    fn every_float_round_trips_through_json() {
+        for v in [0.0, -1.5, f64::MAX, f64::INFINITY, f64::NEG_INFINITY] {
+            let j = serde_json::to_string(&SortVal::Num(v)).unwrap();
+            assert_eq!(
+                serde_json::from_str::<SortVal>(&j).unwrap(),
+                SortVal::Num(v),
+                "{j}"
+            );
+        }
+        let j = serde_json::to_string(&SortVal::Num(f64::NAN)).unwrap();
+        match serde_json::from_str::<SortVal>(&j).unwrap() {
+            SortVal::Num(v) => assert!(v.is_nan()),
+            other => panic!("{other:?}"),
         }
     }
 }

@@ -414,7 +414,16 @@ pub fn canary_split(base: &[Variant], canary: &Variant, w: i32) -> Vec<Variant> 
         let mut v = base[i].clone();
         v.weight_bp = w as i32;
         if v.name == canary.name {
-            v.name = format!("{}-base", v.name);
+            // The base's variant of the canary's name steps aside under a name no other
+            // variant has (`canary-base`, else `canary-base-2`, ...).
+            let taken = |n: &str| base.iter().any(|b| b.name == n);
+            let mut name = format!("{}-base", v.name);
+            let mut k = 2;
+            while taken(&name) {
+                name = format!("{}-base-{k}", v.name);
+                k += 1;
+            }
+            v.name = name;
         }
         out.push(v);
     }
