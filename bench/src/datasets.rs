@@ -32,7 +32,7 @@ use steward_proto::tracking::upload_dataset_file_request::Part;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::procfs::{CpuProbe, Machine};
+use crate::procfs::CpuProbe;
 use crate::report::{Report, human};
 use crate::server::Server;
 use crate::stats;
@@ -135,29 +135,12 @@ struct Base {
 
 /// Runs the suite and prints its report (also when a section fails, with what was measured).
 pub async fn run(opts: &Opts) -> Result<()> {
-    let machine = Machine::detect();
     let sizes = if opts.quick {
         Sizes::quick()
     } else {
         Sizes::normal()
     };
-    for name in &opts.only {
-        ensure!(
-            SECTIONS.contains(&name.as_str()),
-            "--only {name:?}: the datasets sections are {}",
-            SECTIONS.join(", ")
-        );
-    }
-    let mut report = Report::new(
-        format!(
-            "steward-bench datasets (backend {}{})",
-            opts.backend.name(),
-            if opts.quick { ", --quick" } else { "" }
-        ),
-        machine.line(),
-        opts.backend.suffix(),
-    );
-    eprintln!("machine: {}", machine.line());
+    let mut report = crate::report::begin("datasets", &SECTIONS, opts)?;
 
     let (server, url) = crate::server::start_or_given(opts, &mut report).await?;
 

@@ -27,9 +27,9 @@ mod target;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, bail};
 
-use crate::procfs::{CpuProbe, Machine};
+use crate::procfs::CpuProbe;
 use crate::report::{Report, human};
 use crate::server::Server;
 use crate::{Backend, Opts};
@@ -109,29 +109,12 @@ struct Ctx {
 
 /// Runs the suite and prints its report (also when a section fails, with what was measured).
 pub async fn run(opts: &Opts) -> Result<()> {
-    let machine = Machine::detect();
     let sizes = if opts.quick {
         Sizes::quick()
     } else {
         Sizes::normal()
     };
-    for name in &opts.only {
-        ensure!(
-            SECTIONS.contains(&name.as_str()),
-            "--only {name:?}: the deployment sections are {}",
-            SECTIONS.join(", ")
-        );
-    }
-    let mut report = Report::new(
-        format!(
-            "steward-bench deployment (backend {}{})",
-            opts.backend.name(),
-            if opts.quick { ", --quick" } else { "" }
-        ),
-        machine.line(),
-        opts.backend.suffix(),
-    );
-    eprintln!("machine: {}", machine.line());
+    let mut report = crate::report::begin("deployment", &SECTIONS, opts)?;
 
     let (server, url) = crate::server::start_or_given(opts, &mut report).await?;
 

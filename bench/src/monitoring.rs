@@ -23,8 +23,8 @@ use steward_proto::monitoring as pb;
 use steward_proto::monitoring::monitoring_service_client::MonitoringServiceClient;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::procfs::{CpuProbe, Machine};
-use crate::report::{Report, human};
+use crate::procfs::CpuProbe;
+use crate::report::human;
 use crate::server::Server;
 use crate::{Backend, Opts};
 
@@ -142,7 +142,6 @@ async fn client(url: &str) -> Result<Client> {
 
 /// Runs the suite and prints its report.
 pub async fn run(opts: &Opts, evidently: bool) -> Result<()> {
-    let machine = Machine::detect();
     let sizes = if opts.quick {
         Sizes {
             reference_rows: 5_000,
@@ -156,23 +155,7 @@ pub async fn run(opts: &Opts, evidently: bool) -> Result<()> {
             reps: 3,
         }
     };
-    for name in &opts.only {
-        ensure!(
-            SECTIONS.contains(&name.as_str()),
-            "--only {name:?}: the monitoring sections are {}",
-            SECTIONS.join(", ")
-        );
-    }
-    let mut report = Report::new(
-        format!(
-            "steward-bench monitoring (backend {}{})",
-            opts.backend.name(),
-            if opts.quick { ", --quick" } else { "" }
-        ),
-        machine.line(),
-        opts.backend.suffix(),
-    );
-    eprintln!("machine: {}", machine.line());
+    let mut report = crate::report::begin("monitoring", &SECTIONS, opts)?;
     let (server, url) = crate::server::start_or_given(opts, &mut report).await?;
     let want = |s: &str| opts.only.is_empty() || opts.only.iter().any(|o| o == s);
     let probe = CpuProbe::new(

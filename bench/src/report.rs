@@ -215,6 +215,29 @@ fn json_number(v: f64) -> String {
     if s == "-0" { "0".into() } else { s }
 }
 
+/// Checks `--only` against the suite's `sections` and starts its report (title with the
+/// backend, the machine line, the figure suffix); prints the machine.
+pub fn begin(suite: &str, sections: &[&str], opts: &crate::Opts) -> anyhow::Result<Report> {
+    for name in &opts.only {
+        anyhow::ensure!(
+            sections.contains(&name.as_str()),
+            "--only {name:?}: the {suite} sections are {}",
+            sections.join(", ")
+        );
+    }
+    let machine = crate::procfs::Machine::detect();
+    eprintln!("machine: {}", machine.line());
+    Ok(Report::new(
+        format!(
+            "steward-bench {suite} (backend {}{})",
+            opts.backend.name(),
+            if opts.quick { ", --quick" } else { "" }
+        ),
+        machine.line(),
+        opts.backend.suffix(),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -118,25 +118,7 @@ impl ObjectStore for S3ObjectStore {
             }
             Err(e) => return Err(errors::sdk_error("GetObject", &object, e)),
         };
-        let size = output
-            .content_length()
-            .and_then(|n| u64::try_from(n).ok())
-            .ok_or_else(|| {
-                Error::internal(format!(
-                    "GetObject {object}: the response has no valid Content-Length"
-                ))
-            })?;
-        let body = futures::stream::try_unfold(output.body, |mut body| async move {
-            Ok(body.try_next().await?.map(|chunk| (chunk, body)))
-        })
-        .map_err(move |e: aws_sdk_s3::primitives::ByteStreamError| {
-            tracing::warn!(object = %object, error = %e, "object store download failed");
-            Error::unavailable(
-                OBJECT_STORE_UNAVAILABLE,
-                "the download from the object store was interrupted; retry later",
-            )
-        });
-        Ok((size, rechunk(body, READ_CHUNK_SIZE)))
+        sized_body(output, object)
     }
 
     async fn get_external(
@@ -173,25 +155,7 @@ impl ObjectStore for S3ObjectStore {
                 return Err(errors::sdk_error("GetObject", &object, e));
             }
         };
-        let size = output
-            .content_length()
-            .and_then(|n| u64::try_from(n).ok())
-            .ok_or_else(|| {
-                Error::internal(format!(
-                    "GetObject {object}: the response has no valid Content-Length"
-                ))
-            })?;
-        let body = futures::stream::try_unfold(output.body, |mut body| async move {
-            Ok(body.try_next().await?.map(|chunk| (chunk, body)))
-        })
-        .map_err(move |e: aws_sdk_s3::primitives::ByteStreamError| {
-            tracing::warn!(object = %object, error = %e, "object store download failed");
-            Error::unavailable(
-                OBJECT_STORE_UNAVAILABLE,
-                "the download from the object store was interrupted; retry later",
-            )
-        });
-        Ok((size, rechunk(body, READ_CHUNK_SIZE)))
+        sized_body(output, object)
     }
 
     async fn delete(&self, key: &ObjectKey) -> Result<()> {
@@ -296,4 +260,31 @@ pub(crate) async fn traced<T, E: std::fmt::Display>(
         );
     }
     result
+}
+
+/// The size and byte stream of a GetObject answer for `object`; an interrupted download is
+/// `UNAVAILABLE`.
+fn sized_body(
+    output: aws_sdk_s3::operation::get_object::GetObjectOutput,
+    object: String,
+) -> Result<(u64, ByteStream)> {
+    let size = output
+        .content_length()
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or_else(|| {
+            Error::internal(format!(
+                "GetObject {object}: the response has no valid Content-Length"
+            ))
+        })?;
+    let body = futures::stream::try_unfold(output.body, |mut body| async move {
+        Ok(body.try_next().await?.map(|chunk| (chunk, body)))
+    })
+    .map_err(move |e: aws_sdk_s3::primitives::ByteStreamError| {
+        tracing::warn!(object = %object, error = %e, "object store download failed");
+        Error::unavailable(
+            OBJECT_STORE_UNAVAILABLE,
+            "the download from the object store was interrupted; retry later",
+        )
+    });
+    Ok((size, rechunk(body, READ_CHUNK_SIZE)))
 }

@@ -127,25 +127,7 @@ pub async fn run(cmd: ArtifactsCmd, c: &ClientArgs) -> anyhow::Result<()> {
             );
         }
         ArtifactsCmd::List { run, prefix } => {
-            let mut items = Vec::new();
-            let mut token = String::new();
-            loop {
-                let page = client
-                    .list_artifacts(pb::ListArtifactsRequest {
-                        run: run.clone(),
-                        prefix: prefix.clone(),
-                        page_size: 1000,
-                        page_token: token,
-                    })
-                    .await
-                    .map_err(status_err)?
-                    .into_inner();
-                items.extend(page.artifacts);
-                token = page.next_page_token;
-                if token.is_empty() {
-                    break;
-                }
-            }
+            let items = list_all(&mut client, &run, &prefix).await?;
             let mut t = table(&["PATH", "SIZE", "SHA256", "CREATED"]);
             for a in &items {
                 t.add_row(vec![
@@ -159,4 +141,32 @@ pub async fn run(cmd: ArtifactsCmd, c: &ClientArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Every artifact of `run` under `prefix`, all pages.
+pub(crate) async fn list_all(
+    client: &mut super::TrackingClient,
+    run: &str,
+    prefix: &str,
+) -> anyhow::Result<Vec<pb::Artifact>> {
+    let mut items = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = client
+            .list_artifacts(pb::ListArtifactsRequest {
+                run: run.to_string(),
+                prefix: prefix.to_string(),
+                page_size: 1000,
+                page_token: token,
+            })
+            .await
+            .map_err(status_err)?
+            .into_inner();
+        items.extend(page.artifacts);
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    Ok(items)
 }

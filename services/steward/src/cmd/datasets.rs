@@ -723,25 +723,7 @@ async fn download_run_files(
     dir: &Path,
 ) -> anyhow::Result<()> {
     let prefix = format!("{}/", path.trim_end_matches('/'));
-    let mut files = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = client
-            .list_artifacts(pb::ListArtifactsRequest {
-                run: run.to_string(),
-                prefix: prefix.clone(),
-                page_size: 1000,
-                page_token: token,
-            })
-            .await
-            .map_err(status_err)?
-            .into_inner();
-        files.extend(page.artifacts);
-        token = page.next_page_token;
-        if token.is_empty() {
-            break;
-        }
-    }
+    let files = super::artifacts::list_all(client, run, &prefix).await?;
     // A directory's files keep their paths below it; a single file keeps its name.
     let list: Vec<(String, String)> = if files.is_empty() {
         let name = path.rsplit('/').next().unwrap_or(path).to_string();

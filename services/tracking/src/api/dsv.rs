@@ -5,7 +5,7 @@ use std::pin::Pin;
 use futures::{Stream, StreamExt};
 use prost::Message;
 use steward_artifacts::ArtifactPath;
-use steward_common::{Error, ErrorKind};
+use steward_common::Error;
 use steward_grpc::to_status;
 use steward_proto::tracking as pb;
 use steward_runtime::request::{ctx, scope};
@@ -207,23 +207,13 @@ impl TrackingApi {
             expected_sha256,
             expected_size: h.expected_size,
         };
-        let body = stream.map(|m| match m {
-            Ok(pb::UploadDatasetFileRequest {
-                part: Some(pb::upload_dataset_file_request::Part::Chunk(b)),
-            }) => Ok(b),
-            Ok(_) => Err(Error::invalid_field(
-                "chunk",
-                "only the first message may be a header; later ones carry bytes",
-            )),
-            Err(s) => Err(Error::new(
-                ErrorKind::Aborted,
-                "UPLOAD_INTERRUPTED",
-                format!("the upload stream failed: {}", s.message()),
-            )),
+        let body = super::service::byte_stream(stream, |m| match m.part {
+            Some(pb::upload_dataset_file_request::Part::Chunk(b)) => Some(b),
+            _ => None,
         });
         let out = self
             .app
-            .upload_dataset_file(&c, header, Box::pin(body))
+            .upload_dataset_file(&c, header, body)
             .await
             .map_err(st)?;
         Ok(Response::new(file(&out)))

@@ -49,6 +49,28 @@ fn st(e: Error) -> Status {
     to_status(&e)
 }
 
+/// The bytes of an upload stream after its header: `chunk` takes them out of a message (`None`
+/// for a message that is not a chunk, refused naming the field `chunk`); a broken stream is
+/// `ABORTED` `UPLOAD_INTERRUPTED`.
+pub(super) fn byte_stream<T: Send + 'static>(
+    stream: Streaming<T>,
+    chunk: fn(T) -> Option<bytes::Bytes>,
+) -> steward_artifacts::ByteStream {
+    Box::pin(stream.map(move |m| match m {
+        Ok(m) => chunk(m).ok_or_else(|| {
+            Error::invalid_field(
+                "chunk",
+                "only the first message may be a header; later ones carry bytes",
+            )
+        }),
+        Err(s) => Err(Error::new(
+            steward_common::ErrorKind::Aborted,
+            "UPLOAD_INTERRUPTED",
+            format!("the upload stream failed: {}", s.message()),
+        )),
+    }))
+}
+
 fn run_name_of(s: &str, field: &str) -> std::result::Result<RunName, Status> {
     RunName::parse(s, field).map_err(st)
 }
@@ -673,23 +695,13 @@ impl TrackingService for TrackingApi {
             content_type: h.content_type,
             expected_sha256: expected,
         };
-        let body = stream.map(|m| match m {
-            Ok(pb::UploadArtifactRequest {
-                part: Some(pb::upload_artifact_request::Part::Chunk(b)),
-            }) => Ok(b),
-            Ok(_) => Err(Error::invalid_field(
-                "chunk",
-                "only the first message may be a header; later ones carry bytes",
-            )),
-            Err(s) => Err(Error::new(
-                steward_common::ErrorKind::Aborted,
-                "UPLOAD_INTERRUPTED",
-                format!("the upload stream failed: {}", s.message()),
-            )),
+        let body = byte_stream(stream, |m| match m.part {
+            Some(pb::upload_artifact_request::Part::Chunk(b)) => Some(b),
+            _ => None,
         });
         let out = self
             .app
-            .upload_artifact(&c, header, &h.request_id, Box::pin(body))
+            .upload_artifact(&c, header, &h.request_id, body)
             .await
             .map_err(st)?;
         Ok(Response::new(convert::artifact(&out)))

@@ -172,14 +172,9 @@ impl Tracking {
                     &v.dataset,
                     n,
                     &DatasetFile {
-                        path: file,
                         size_bytes: e.size_bytes,
                         sha256: e.sha256.clone(),
-                        chunks: Vec::new(),
-                        new_bytes: 0,
-                        schema_json: String::new(),
-                        profile: Vec::new(),
-                        create_time: now,
+                        ..DatasetFile::empty(&file, now)
                     },
                 )
                 .await?;
@@ -248,22 +243,7 @@ impl Tracking {
                     format!("a version holds at most {MAX_FILES_PER_VERSION} files"),
                 ));
             }
-            store::insert_file(
-                &tx,
-                ds,
-                ver,
-                &DatasetFile {
-                    path: path.to_string(),
-                    size_bytes: 0,
-                    sha256: String::new(),
-                    chunks: Vec::new(),
-                    new_bytes: 0,
-                    schema_json: String::new(),
-                    profile: Vec::new(),
-                    create_time: now,
-                },
-            )
-            .await?;
+            store::insert_file(&tx, ds, ver, &DatasetFile::empty(path, now)).await?;
             Ok(stale)
         })?;
         self.collect(stale).await;
@@ -441,14 +421,11 @@ impl Tracking {
             return Err(Error::internal("chunker stopped early"));
         }
         Ok(DatasetFile {
-            path: path.to_string(),
             size_bytes: size as i64,
             sha256,
             chunks: steward_cas::encode_chunks(&refs),
             new_bytes,
-            schema_json: String::new(),
-            profile: Vec::new(),
-            create_time: 0,
+            ..DatasetFile::empty(path, 0)
         })
     }
 

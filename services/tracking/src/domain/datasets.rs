@@ -207,6 +207,20 @@ pub struct DatasetFile {
 }
 
 impl DatasetFile {
+    /// A file with no content recorded yet (an upload's reservation), created at `create_time`.
+    pub fn empty(path: &str, create_time: i64) -> Self {
+        DatasetFile {
+            path: path.to_string(),
+            size_bytes: 0,
+            sha256: String::new(),
+            chunks: Vec::new(),
+            new_bytes: 0,
+            schema_json: String::new(),
+            profile: Vec::new(),
+            create_time,
+        }
+    }
+
     /// Number of content chunks.
     pub fn chunk_count(&self) -> i64 {
         (self.chunks.len() / 40) as i64

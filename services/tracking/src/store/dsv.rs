@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use sea_orm::sea_query::{Expr, ExprTrait, LockType, OnConflict, Order, Query};
+use sea_orm::sea_query::{DynIden, Expr, ExprTrait, IntoIden, LockType, OnConflict, Order, Query};
 use sea_orm::{ConnectionTrait, QueryResult};
 use steward_cas::ChunkRef;
 use steward_common::Error;
@@ -421,6 +421,45 @@ async fn refs_of(
     rows.iter().map(|r| get(r, "digest")).collect()
 }
 
+/// Deletes the rows of `table` (with `dataset` and `version` columns, and `path` if given) of
+/// one version, or of one file of it.
+async fn delete_scoped(
+    tx: &WriteTx,
+    (table, ds_col, ver_col, path_col): (DynIden, DynIden, DynIden, DynIden),
+    dataset: &str,
+    version: i64,
+    path: Option<&str>,
+) -> Result<(), Error> {
+    let mut d = Query::delete()
+        .from_table(table)
+        .and_where(Expr::col(ds_col).eq(dataset))
+        .and_where(Expr::col(ver_col).eq(version))
+        .to_owned();
+    if let Some(p) = path {
+        d.and_where(Expr::col(path_col).eq(p));
+    }
+    tx.execute(&d).await.map_err(db_err)?;
+    Ok(())
+}
+
+fn refs_cols() -> (DynIden, DynIden, DynIden, DynIden) {
+    (
+        R::Table.into_iden(),
+        R::Dataset.into_iden(),
+        R::Version.into_iden(),
+        R::Path.into_iden(),
+    )
+}
+
+fn files_cols() -> (DynIden, DynIden, DynIden, DynIden) {
+    (
+        F::Table.into_iden(),
+        F::Dataset.into_iden(),
+        F::Version.into_iden(),
+        F::Path.into_iden(),
+    )
+}
+
 /// Deletes a file row and its chunk references; returns the digests it referenced (candidates
 /// for collection).
 pub async fn delete_file(
@@ -430,20 +469,8 @@ pub async fn delete_file(
     path: &str,
 ) -> Result<Vec<String>, Error> {
     let digests = refs_of(tx, dataset, version, Some(path)).await?;
-    let d = Query::delete()
-        .from_table(R::Table)
-        .and_where(Expr::col(R::Dataset).eq(dataset))
-        .and_where(Expr::col(R::Version).eq(version))
-        .and_where(Expr::col(R::Path).eq(path))
-        .to_owned();
-    tx.execute(&d).await.map_err(db_err)?;
-    let d = Query::delete()
-        .from_table(F::Table)
-        .and_where(Expr::col(F::Dataset).eq(dataset))
-        .and_where(Expr::col(F::Version).eq(version))
-        .and_where(Expr::col(F::Path).eq(path))
-        .to_owned();
-    tx.execute(&d).await.map_err(db_err)?;
+    delete_scoped(tx, refs_cols(), dataset, version, Some(path)).await?;
+    delete_scoped(tx, files_cols(), dataset, version, Some(path)).await?;
     Ok(digests)
 }
 
@@ -454,18 +481,8 @@ pub async fn delete_version(
     version: i64,
 ) -> Result<Vec<String>, Error> {
     let digests = refs_of(tx, dataset, version, None).await?;
-    let d = Query::delete()
-        .from_table(R::Table)
-        .and_where(Expr::col(R::Dataset).eq(dataset))
-        .and_where(Expr::col(R::Version).eq(version))
-        .to_owned();
-    tx.execute(&d).await.map_err(db_err)?;
-    let d = Query::delete()
-        .from_table(F::Table)
-        .and_where(Expr::col(F::Dataset).eq(dataset))
-        .and_where(Expr::col(F::Version).eq(version))
-        .to_owned();
-    tx.execute(&d).await.map_err(db_err)?;
+    delete_scoped(tx, refs_cols(), dataset, version, None).await?;
+    delete_scoped(tx, files_cols(), dataset, version, None).await?;
     let d = Query::delete()
         .from_table(V::Table)
         .and_where(Expr::col(V::Dataset).eq(dataset))

@@ -81,6 +81,28 @@ fn upload_msgs(
     futures::stream::iter(std::iter::once(header).chain(chunks))
 }
 
+async fn upload_artifact(h: &mut Harness, run: &str, path: &str, data: &[u8]) {
+    h.client
+        .upload_artifact(futures::stream::iter(vec![
+            pb::UploadArtifactRequest {
+                part: Some(pb::upload_artifact_request::Part::Header(
+                    pb::ArtifactHeader {
+                        run: run.into(),
+                        path: path.into(),
+                        ..Default::default()
+                    },
+                )),
+            },
+            pb::UploadArtifactRequest {
+                part: Some(pb::upload_artifact_request::Part::Chunk(
+                    bytes::Bytes::copy_from_slice(data),
+                )),
+            },
+        ]))
+        .await
+        .unwrap();
+}
+
 async fn new_version(h: &mut Harness, dataset: &str) -> pb::DatasetVersion {
     h.client
         .create_dataset_version(pb::CreateDatasetVersionRequest {
@@ -890,25 +912,7 @@ async fn external_references_are_verified_by_reading_them() {
             continue;
         }
         // A DVC remote file: put it where a DVC remote would, inside the test bucket.
-        h.client
-            .upload_artifact(futures::stream::iter(vec![
-                pb::UploadArtifactRequest {
-                    part: Some(pb::upload_artifact_request::Part::Header(
-                        pb::ArtifactHeader {
-                            run: run.name.clone(),
-                            path: dvc_path.clone(),
-                            ..Default::default()
-                        },
-                    )),
-                },
-                pb::UploadArtifactRequest {
-                    part: Some(pb::upload_artifact_request::Part::Chunk(
-                        data.clone().into(),
-                    )),
-                },
-            ]))
-            .await
-            .unwrap();
+        upload_artifact(&mut h, &run.name, &dvc_path, &data).await;
         let (exp_id, run_id) = {
             let parts: Vec<&str> = run.name.split('/').collect();
             (parts[1].to_string(), parts[3].to_string())
@@ -963,25 +967,7 @@ async fn external_references_are_verified_by_reading_them() {
         // An Iceberg metadata file naming the snapshot.
         let meta =
             br#"{"format-version":2,"snapshots":[{"snapshot-id":42},{"snapshot-id":43}]}"#.to_vec();
-        h.client
-            .upload_artifact(futures::stream::iter(vec![
-                pb::UploadArtifactRequest {
-                    part: Some(pb::upload_artifact_request::Part::Header(
-                        pb::ArtifactHeader {
-                            run: run.name.clone(),
-                            path: "table/metadata/v3.metadata.json".into(),
-                            ..Default::default()
-                        },
-                    )),
-                },
-                pb::UploadArtifactRequest {
-                    part: Some(pb::upload_artifact_request::Part::Chunk(
-                        meta.clone().into(),
-                    )),
-                },
-            ]))
-            .await
-            .unwrap();
+        upload_artifact(&mut h, &run.name, "table/metadata/v3.metadata.json", &meta).await;
         let muri = format!(
             "{}/experiments/{exp_id}/runs/{run_id}/artifacts/table/metadata/v3.metadata.json",
             h.backends.objects.describe()
