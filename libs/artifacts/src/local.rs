@@ -108,41 +108,6 @@ impl ObjectStore for LocalObjectStore {
         })
     }
 
-    async fn put_known(&self, key: &ObjectKey, data: bytes::Bytes) -> Result<()> {
-        let dest = self.path_of(key);
-        let dir = dest
-            .parent()
-            .expect("an object key has at least one segment")
-            .to_path_buf();
-        ensure_dir(&self.root, &dir)
-            .await
-            .map_err(|e| io_error(key, "create directory", e))?;
-        let (temp, file) = TempFile::create(&dir)
-            .await
-            .map_err(|e| io_error(key, "create", e))?;
-        // One blocking hop for the write, the fsync, the rename and the directory's fsync.
-        let (tmp_path, dest2) = (temp.path.clone(), dest.clone());
-        let done = tokio::task::spawn_blocking(move || {
-            use std::io::Write as _;
-            let mut file = file;
-            file.write_all(&data)?;
-            file.sync_all()?;
-            drop(file);
-            std::fs::rename(&tmp_path, &dest2)?;
-            std::fs::File::open(&dir)?.sync_all()
-        })
-        .await
-        .map_err(io::Error::other)
-        .and_then(|r| r);
-        match done {
-            Ok(()) => {
-                temp.mark_persisted();
-                Ok(())
-            }
-            Err(e) => Err(io_error(key, "write", e)),
-        }
-    }
-
     async fn put_known_many(&self, items: Vec<(ObjectKey, bytes::Bytes)>) -> Result<()> {
         // Write every temporary file, rename each into place, then make all of it durable
         // with one filesystem sync (on Linux; elsewhere each file and directory is synced).

@@ -51,24 +51,14 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// and the stream's error is returned as is. Once `put` returns `Ok`, the object is durable.
     async fn put(&self, key: &ObjectKey, data: ByteStream) -> Result<ObjectMeta>;
 
-    /// Stores `data` at `key` like [`ObjectStore::put`], for content the caller has already
-    /// hashed (content-addressed chunks): the store need not hash it again. Same atomicity and
-    /// durability.
-    async fn put_known(&self, key: &ObjectKey, data: Bytes) -> Result<()> {
-        self.put(key, Box::pin(futures::stream::once(async { Ok(data) })))
-            .await
-            .map(|_| ())
-    }
-
     /// Stores several already-hashed objects; all are durable when this returns `Ok`. On error
     /// some may be stored and others not (each one is still whole or absent). The local store
     /// writes them all and then syncs the filesystem once, instead of once per object.
     async fn put_known_many(&self, items: Vec<(ObjectKey, Bytes)>) -> Result<()> {
-        futures::future::try_join_all(
-            items
-                .into_iter()
-                .map(|(key, data)| async move { self.put_known(&key, data).await }),
-        )
+        futures::future::try_join_all(items.into_iter().map(|(key, data)| async move {
+            self.put(&key, Box::pin(futures::stream::once(async { Ok(data) })))
+                .await
+        }))
         .await
         .map(|_| ())
     }

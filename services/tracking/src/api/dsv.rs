@@ -113,7 +113,12 @@ fn external_from(e: &pb::ExternalDatasetRef) -> std::result::Result<ExternalRef,
     })
 }
 
-fn hex_or_none(field: &str, v: &str, len: usize) -> std::result::Result<Option<String>, Error> {
+/// `v` lowercased if it is `len` hex characters, `None` if empty; otherwise an error naming `field`.
+pub(super) fn hex_or_none(
+    field: &str,
+    v: &str,
+    len: usize,
+) -> std::result::Result<Option<String>, Error> {
     if v.is_empty() {
         return Ok(None);
     }

@@ -675,18 +675,8 @@ impl TrackingService for TrackingApi {
         let n = run_name_of(&h.run, "header.run")?;
         let path = ArtifactPath::parse(&h.path, "header.path").map_err(st)?;
         validate::text("header.content_type", &h.content_type, 255).map_err(st)?;
-        let expected = if h.expected_sha256.is_empty() {
-            None
-        } else {
-            let e = h.expected_sha256.to_ascii_lowercase();
-            if e.len() != 64 || !e.chars().all(|c| c.is_ascii_hexdigit()) {
-                return Err(st(Error::invalid_field(
-                    "header.expected_sha256",
-                    "must be 64 hex characters",
-                )));
-            }
-            Some(e)
-        };
+        let expected = super::dsv::hex_or_none("header.expected_sha256", &h.expected_sha256, 64)
+            .map_err(st)?;
         let header = UploadHeader {
             experiment_id: n.experiment.as_str().to_string(),
             run_id: n.run.as_str().to_string(),

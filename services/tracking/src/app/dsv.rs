@@ -236,7 +236,7 @@ impl Tracking {
                 }
                 stale = store::delete_file(&tx, ds, ver, path).await?;
             }
-            let count = store::list_files(&*tx, ds, ver, None, 0).await?.len();
+            let count = store::count_files(&*tx, ds, ver).await?;
             if count >= MAX_FILES_PER_VERSION {
                 return Err(Error::limit(
                     "header.path",
@@ -534,7 +534,7 @@ impl Tracking {
         let profiles = if check.skip_profile {
             (Vec::new(), String::new(), Vec::new())
         } else {
-            super::dsv_profile::profile_version(self, ds, ver, &files).await?
+            super::dsv_profile::profile_version(self, &files).await?
         };
         let now = steward_common::time::now_ms();
         let (v, stray) = with_write_tx!(self.db, "commit_dataset_version", |tx| {
@@ -768,22 +768,6 @@ impl Tracking {
         committed_only(&v)?;
         let files = store::list_files(c, ds, v.version, None, 0).await?;
         Ok((v, files))
-    }
-
-    /// Chunks stored and their bytes (figures).
-    pub async fn stored_chunks(&self) -> Result<(i64, i64), Error> {
-        store::stored_totals(self.db.conn()).await
-    }
-
-    /// The committed version holding exactly `digest`, if any (the oldest).
-    pub async fn dataset_version_by_digest(
-        &self,
-        digest: &str,
-    ) -> Result<Option<DatasetVersion>, Error> {
-        Ok(store::versions_with_digest(self.db.conn(), digest)
-            .await?
-            .into_iter()
-            .next())
     }
 }
 

@@ -54,8 +54,6 @@ fn feature(c: &ColumnProfile) -> pb::FeatureProfile {
 /// an error naming it (commit with `skip_profile` to store it unprofiled).
 pub(crate) async fn profile_version(
     app: &Tracking,
-    _ds: &str,
-    _ver: i64,
     files: &[DatasetFile],
 ) -> Result<ProfileResult, Error> {
     let mut per_file = Vec::new();

@@ -320,6 +320,25 @@ pub async fn list_files<C: ConnectionTrait>(
     fetch_all(c, &q, file_row).await
 }
 
+/// Number of files of a version (finished or uploading).
+pub async fn count_files<C: ConnectionTrait>(
+    c: &C,
+    dataset: &str,
+    version: i64,
+) -> Result<usize, Error> {
+    let q = Query::select()
+        .expr_as(Expr::col(F::Path).count(), "n")
+        .from(F::Table)
+        .and_where(Expr::col(F::Dataset).eq(dataset))
+        .and_where(Expr::col(F::Version).eq(version))
+        .to_owned();
+    let n: i64 = match c.query_one(&q).await.map_err(db_err)? {
+        Some(r) => get(&r, "n")?,
+        None => 0,
+    };
+    Ok(n as usize)
+}
+
 /// Inserts a file row (an upload in progress has an empty `sha256`).
 pub async fn insert_file(
     tx: &WriteTx,
@@ -604,20 +623,6 @@ pub async fn collect_chunk(tx: &WriteTx, digest: &str) -> Result<Option<i64>, Er
         .to_owned();
     tx.execute(&d).await.map_err(db_err)?;
     Ok(Some(size))
-}
-
-/// Total bytes and count of stored chunks (for figures and tests).
-pub async fn stored_totals<C2: ConnectionTrait>(c: &C2) -> Result<(i64, i64), Error> {
-    let q = Query::select()
-        .expr_as(Expr::col(C::Digest).count(), "n")
-        .expr_as(Expr::col(C::SizeBytes).sum(), "bytes")
-        .from(C::Table)
-        .to_owned();
-    let row = c.query_one(&q).await.map_err(db_err)?;
-    let Some(r) = row else { return Ok((0, 0)) };
-    let n: i64 = get(&r, "n")?;
-    let bytes: Option<i64> = r.try_get("", "bytes").ok().flatten();
-    Ok((n, bytes.unwrap_or(0)))
 }
 
 /// Removes the chunk references of a version that its files do not use (left by an upload that
