@@ -23,6 +23,13 @@ pub mod steward {
             include!(concat!(env!("OUT_DIR"), "/steward.audit.v1.rs"));
         }
     }
+    /// `steward.auth.v1`: API keys and role grants.
+    pub mod auth {
+        /// Version 1.
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/steward.auth.v1.rs"));
+        }
+    }
     /// `steward.deployment.v1`: environments, deployments, rollouts, A/B tests, decisions.
     pub mod deployment {
         /// Version 1.
@@ -61,6 +68,7 @@ pub mod steward {
 }
 
 pub use steward::audit::v1 as audit;
+pub use steward::auth::v1 as auth;
 pub use steward::deployment::v1 as deployment;
 pub use steward::events::v1 as events;
 pub use steward::monitoring::v1 as monitoring;

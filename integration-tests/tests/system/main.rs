@@ -30,6 +30,7 @@
 
 mod support;
 
+mod auth;
 mod backup;
 mod cli;
 mod datasets_cli;
@@ -39,6 +40,7 @@ mod distributed;
 mod embedded;
 mod faults;
 mod hostile;
+mod limits;
 mod metrics;
 mod monitoring_cli;
 mod monitoring_distributed;

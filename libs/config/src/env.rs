@@ -63,6 +63,18 @@ pub(crate) fn apply(
             "ROLLOUT_TICK_MS" => cfg.rollout_tick_ms = Some(parse_num(key, value)?),
             "MONITOR_TICK_MS" => cfg.monitor_tick_ms = Some(parse_num(key, value)?),
             "METRICS_LISTEN" => cfg.metrics_listen = s(),
+            "AUTH" => cfg.auth = s(),
+            "RATE_LIMIT_PER_S" => cfg.rate_limit_per_s = Some(parse_num(key, value)?),
+            "RATE_LIMIT_BURST" => cfg.rate_limit_burst = Some(parse_num(key, value)?),
+            "STREAM_IDLE_TIMEOUT_MS" => cfg.stream_idle_timeout_ms = Some(parse_num(key, value)?),
+            "CONCURRENCY_LIMIT_PER_CONNECTION" => {
+                cfg.concurrency_limit_per_connection = Some(parse_num(key, value)?)
+            }
+            "SERVICE_TOKEN" => cfg.service_token = s(),
+            "TLS_CERT" => cfg.tls_cert = s().filter(|v| !v.is_empty()).map(Into::into),
+            "TLS_KEY" => cfg.tls_key = s().filter(|v| !v.is_empty()).map(Into::into),
+            "TLS_CLIENT_CA" => cfg.tls_client_ca = s().filter(|v| !v.is_empty()).map(Into::into),
+            "TLS_CA" => cfg.tls_ca = s().filter(|v| !v.is_empty()).map(Into::into),
             // Read by other layers (CLI, logging, tests), not by the service config.
             "ADDR" | "ACTOR" | "TOKEN" | "LOG" | "LOG_FORMAT" | "CONFIG" => {}
             _ if name.starts_with("TEST_") => {}

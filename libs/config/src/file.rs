@@ -64,6 +64,26 @@ pub struct FileConfig {
     pub monitor_tick_ms: Option<u64>,
     /// See [`Config::metrics_listen`]; empty turns the endpoint off.
     pub metrics_listen: Option<String>,
+    /// See [`Config::auth`]: `auto`, `required` or `disabled`.
+    pub auth: Option<String>,
+    /// See [`Config::service_token`].
+    pub service_token: Option<String>,
+    /// See [`Config::tls_cert`].
+    pub tls_cert: Option<PathBuf>,
+    /// See [`Config::tls_key`].
+    pub tls_key: Option<PathBuf>,
+    /// See [`Config::tls_client_ca`].
+    pub tls_client_ca: Option<PathBuf>,
+    /// See [`Config::tls_ca`].
+    pub tls_ca: Option<PathBuf>,
+    /// See [`Config::rate_limit_per_s`].
+    pub rate_limit_per_s: Option<f64>,
+    /// See [`Config::rate_limit_burst`].
+    pub rate_limit_burst: Option<u32>,
+    /// See [`Config::stream_idle_timeout_ms`].
+    pub stream_idle_timeout_ms: Option<u64>,
+    /// See [`Config::concurrency_limit_per_connection`].
+    pub concurrency_limit_per_connection: Option<usize>,
 }
 
 impl FileConfig {
@@ -221,7 +241,85 @@ impl FileConfig {
                 )
             })?),
         };
+        let auth = match self.auth.as_deref().map(|a| a.trim().to_ascii_lowercase()) {
+            None => crate::AuthSetting::Auto,
+            Some(a) => match a.as_str() {
+                "" | "auto" => crate::AuthSetting::Auto,
+                "required" => crate::AuthSetting::Required,
+                "disabled" => crate::AuthSetting::Disabled,
+                _ => {
+                    return Err(ConfigError::new(
+                        "setting",
+                        "auth",
+                        format!("{a:?} is not auto, required or disabled"),
+                    ));
+                }
+            },
+        };
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(ConfigError::new(
+                "setting",
+                "tls_cert",
+                "tls_cert and tls_key go together: set both or neither",
+            ));
+        }
+        if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
+            return Err(ConfigError::new(
+                "setting",
+                "tls_client_ca",
+                "mutual TLS needs the server's own tls_cert and tls_key",
+            ));
+        }
+        let service_token = self
+            .service_token
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .map(crate::Secret);
+        let rate_limit_per_s = self.rate_limit_per_s.unwrap_or(0.0);
+        if !rate_limit_per_s.is_finite() || rate_limit_per_s < 0.0 {
+            return Err(ConfigError::new(
+                "setting",
+                "rate_limit_per_s",
+                "must be a number >= 0 (0 turns the limit off)",
+            ));
+        }
+        let rate_limit_burst = self
+            .rate_limit_burst
+            .unwrap_or_else(|| (rate_limit_per_s * 2.0).ceil().clamp(1.0, 1e6) as u32);
+        if rate_limit_burst == 0 {
+            return Err(ConfigError::new(
+                "setting",
+                "rate_limit_burst",
+                "must be at least 1",
+            ));
+        }
+        let stream_idle_timeout_ms = self.stream_idle_timeout_ms.unwrap_or(60_000);
+        if !(100..=86_400_000).contains(&stream_idle_timeout_ms) {
+            return Err(ConfigError::new(
+                "setting",
+                "stream_idle_timeout_ms",
+                "must be between 100 and 86400000",
+            ));
+        }
+        let concurrency_limit_per_connection = self.concurrency_limit_per_connection.unwrap_or(256);
+        if concurrency_limit_per_connection == 0 {
+            return Err(ConfigError::new(
+                "setting",
+                "concurrency_limit_per_connection",
+                "must be at least 1",
+            ));
+        }
         Ok(Config {
+            rate_limit_per_s,
+            rate_limit_burst,
+            stream_idle_timeout_ms,
+            concurrency_limit_per_connection,
+            auth,
+            service_token,
+            tls_cert: self.tls_cert,
+            tls_key: self.tls_key,
+            tls_client_ca: self.tls_client_ca,
+            tls_ca: self.tls_ca,
             metrics_listen,
             decision_sample_rate,
             decision_input_retention_days,

@@ -128,6 +128,52 @@ pub struct Config {
     /// Where Prometheus metrics are served over HTTP (`GET /metrics`); `None` (the default)
     /// serves none.
     pub metrics_listen: Option<SocketAddr>,
+    /// Whether calls need an API key (`STEWARD_AUTH`, default auto).
+    pub auth: AuthSetting,
+    /// API key this process sends to its peers (`STEWARD_SERVICE_TOKEN`).
+    pub service_token: Option<Secret>,
+    /// Server certificate chain, PEM (`STEWARD_TLS_CERT`); with `tls_key`, serve TLS.
+    pub tls_cert: Option<PathBuf>,
+    /// Server private key, PEM (`STEWARD_TLS_KEY`).
+    pub tls_key: Option<PathBuf>,
+    /// CA that client certificates must chain to: mutual TLS (`STEWARD_TLS_CLIENT_CA`).
+    pub tls_client_ca: Option<PathBuf>,
+    /// CA to verify `https://` peers with (`STEWARD_TLS_CA`); the server certificate and key
+    /// are also presented to peers as the client identity.
+    pub tls_ca: Option<PathBuf>,
+    /// Requests per second per caller (principal, else client IP) and method; 0 (the default)
+    /// is no limit (`STEWARD_RATE_LIMIT_PER_S`).
+    pub rate_limit_per_s: f64,
+    /// Requests a caller may make at once after a pause (default twice the rate).
+    pub rate_limit_burst: u32,
+    /// A client stream silent this long is ended, ms (default 60000).
+    pub stream_idle_timeout_ms: u64,
+    /// Requests handled at once per connection; more wait (default 256).
+    pub concurrency_limit_per_connection: usize,
+}
+
+/// Whether calls need an API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthSetting {
+    /// Open on a loopback listen address (and said so loudly at start-up), required on any
+    /// other.
+    Auto,
+    /// Always required.
+    Required,
+    /// Never required (an explicit choice; warned about at start-up).
+    Disabled,
+}
+
+impl Config {
+    /// Whether calls without a key are let in: `auth = disabled`, or `auto` on a loopback
+    /// listen address.
+    pub fn auth_open(&self) -> bool {
+        match self.auth {
+            AuthSetting::Auto => self.listen.ip().is_loopback(),
+            AuthSetting::Required => false,
+            AuthSetting::Disabled => true,
+        }
+    }
 }
 
 /// Values given on the command line; `None` leaves the lower layers' value.

@@ -19,13 +19,19 @@ mod signal;
 mod status;
 mod timestamp;
 
-pub use client::{TracedChannel, connect, connect_traced};
+pub use client::{
+    INTERNAL_HEADER, PeerInterceptor, PeerSettings, TracedChannel, configure_peers, connect,
+    connect_external, connect_traced, internal_token,
+};
 pub use context::{
     ACTOR_HEADER, ANONYMOUS, MAX_ACTOR_LEN, MAX_REQUEST_ID_LEN, REQUEST_ID_HEADER, RequestId,
     actor, request_id,
 };
 pub use page_token::{MAX_TOKEN_LEN, PageTokenCodec};
-pub use server::{GrpcServer, ServerConfig, bind};
+pub use server::{
+    Admission, Gate, GateCall, GrpcServer, RateLimit, ResponseFilter, ServerConfig, TlsFiles, bind,
+    read_certificate,
+};
 pub use signal::shutdown_signal;
 pub use status::{
     ERROR_DOMAIN, INTERNAL_MESSAGE, IntoStatus, REMOTE_REASON_KEY, ResultExt, code_of,

@@ -16,6 +16,8 @@
 //!    Health checks are exempt, so probes still answer under overload.
 
 mod config;
+mod gate;
+mod limits;
 mod named;
 mod observe;
 mod reflection;
@@ -25,6 +27,7 @@ use std::collections::HashSet;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use steward_common::Error;
@@ -38,7 +41,8 @@ use tonic::transport::Server;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-pub use config::ServerConfig;
+pub use config::{RateLimit, ServerConfig, TlsFiles, read_certificate};
+pub use gate::{Admission, Gate, GateCall, ResponseFilter};
 use named::{BoxError, Named};
 use reflection::{HEALTH_SERVICE, REFLECTION_V1, REFLECTION_V1ALPHA, add_reflection};
 use stack::RpcLayer;
@@ -61,6 +65,7 @@ pub struct GrpcServer {
     streaming: HashSet<String>,
     descriptor_sets: Vec<&'static [u8]>,
     health: HealthReporter,
+    gate: Option<Arc<dyn Gate>>,
 }
 
 impl std::fmt::Debug for GrpcServer {
@@ -91,6 +96,7 @@ impl GrpcServer {
             streaming: BUILTIN_STREAMING.iter().map(|p| (*p).to_owned()).collect(),
             descriptor_sets: Vec::new(),
             health,
+            gate: None,
         }
     }
 
@@ -138,6 +144,13 @@ impl GrpcServer {
     /// inside the handler, so the timeout would cut them off.
     pub fn add_streaming_methods(mut self, paths: &[&str]) -> Self {
         self.streaming.extend(paths.iter().map(|p| (*p).to_owned()));
+        self
+    }
+
+    /// Puts `gate` in front of every call except health checks (authentication and
+    /// authorization; see [`Gate`]). Without one, every call is let through.
+    pub fn gate(mut self, gate: Arc<dyn Gate>) -> Self {
+        self.gate = Some(gate);
         self
     }
 
@@ -196,6 +209,7 @@ impl GrpcServer {
             streaming,
             descriptor_sets,
             health,
+            gate,
             ..
         } = self;
         add_reflection(
@@ -238,13 +252,28 @@ impl GrpcServer {
         };
         let incoming = TcpListenerStream::new(listener)
             .map(|conn| conn.and_then(|stream| stream.set_nodelay(true).map(|()| stream)));
-        let server = Server::builder()
+        let mut builder = Server::builder();
+        if let Some(tls) = &cfg.tls {
+            let mut tls_cfg = tonic::transport::ServerTlsConfig::new().identity(tls.identity()?);
+            if let Some(ca) = tls.ca()? {
+                tls_cfg = tls_cfg.client_ca_root(ca);
+            }
+            builder = builder.tls_config(tls_cfg).map_err(|e| {
+                Error::invalid_field("tls_cert", format!("unusable TLS certificate or key: {e}"))
+            })?;
+        }
+        let server = builder
+            .concurrency_limit_per_connection(cfg.concurrency_limit_per_connection)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(20)))
             .layer(RpcLayer::new(
                 cfg.request_timeout,
                 cfg.concurrency_limit,
                 streaming,
+                gate,
+                cfg.max_message_bytes,
+                cfg.rate_limit,
+                cfg.stream_idle_timeout,
             ))
             .add_routes(routes.routes())
             .serve_with_incoming_shutdown(incoming, signal);

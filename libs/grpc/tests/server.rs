@@ -421,3 +421,126 @@ async fn unusable_limits_are_refused() {
     let fields: Vec<_> = err.violations.iter().map(|v| v.field.as_str()).collect();
     assert_eq!(fields, ["request_timeout", "concurrency_limit"]);
 }
+
+/// A gate for the tests: refuses calls with `x-deny`, admits as `gate-actor`, asks for the
+/// message once, remembers it, and rewrites the response status to 3 (SERVICE_UNKNOWN).
+#[derive(Default)]
+struct TestGate {
+    seen: std::sync::Mutex<Vec<(bool, Option<Vec<u8>>)>>,
+}
+
+impl steward_grpc::Gate for TestGate {
+    fn admit<'a>(
+        &'a self,
+        call: steward_grpc::GateCall<'a>,
+    ) -> futures::future::BoxFuture<'a, Result<steward_grpc::Admission, tonic::Status>> {
+        Box::pin(async move {
+            self.seen
+                .lock()
+                .unwrap()
+                .push((call.with_message, call.message.map(<[u8]>::to_vec)));
+            if call.headers.contains_key("x-deny") {
+                return Err(tonic::Status::permission_denied("denied by the test gate"));
+            }
+            let filter: steward_grpc::ResponseFilter = Box::new(|bytes| {
+                let mut resp: tonic_health::pb::HealthCheckResponse =
+                    prost::Message::decode(bytes).unwrap();
+                resp.status = 3;
+                Ok(prost::Message::encode_to_vec(&resp).into())
+            });
+            Ok(steward_grpc::Admission {
+                actor: Some("gate-actor".into()),
+                filter: call.with_message.then_some(filter),
+                need_message: !call.with_message,
+            })
+        })
+    }
+}
+
+#[tokio::test]
+async fn the_gate_sees_headers_then_the_message_and_its_verdict_holds() {
+    let gate = std::sync::Arc::new(TestGate::default());
+    let server = probe_server(ServerConfig::default()).gate(gate.clone());
+    let running = start(server).await;
+    let ch = running.channel().await;
+
+    let ok = probe::call(
+        ch.clone(),
+        probe::SLEEP,
+        "7",
+        &[("x-steward-actor", "mallory")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        header(ok.metadata(), "x-seen-actor"),
+        "gate-actor",
+        "the gate's principal replaces the header"
+    );
+    assert_eq!(ok.get_ref().status, 3, "the response filter ran");
+    let seen = gate.seen.lock().unwrap().clone();
+    let sent = prost::Message::encode_to_vec(&HealthCheckRequest {
+        service: "7".into(),
+    });
+    assert_eq!(
+        seen,
+        vec![(false, None), (true, Some(sent))],
+        "headers first, then the message"
+    );
+
+    let denied = probe::call(ch.clone(), probe::SLEEP, "7", &[("x-deny", "1")])
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    // Health never reaches the gate.
+    gate.seen.lock().unwrap().clear();
+    assert_eq!(health_of(ch, "").await.unwrap(), ServingStatus::Serving);
+    assert!(gate.seen.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn callers_over_the_rate_limit_are_told_when_to_retry() {
+    let cfg = ServerConfig {
+        rate_limit: Some(steward_grpc::RateLimit {
+            per_second: 2.0,
+            burst: 2,
+        }),
+        ..Default::default()
+    };
+    let running = start(probe_server(cfg)).await;
+    let ch = running.channel().await;
+    for _ in 0..2 {
+        probe::call(ch.clone(), probe::SLEEP, "0", &[])
+            .await
+            .unwrap();
+    }
+    let limited = probe::call(ch.clone(), probe::SLEEP, "0", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(limited.code(), Code::ResourceExhausted);
+    let retry = limited
+        .get_details_retry_info()
+        .and_then(|r| r.retry_delay)
+        .expect("RetryInfo");
+    assert!(
+        retry > Duration::ZERO && retry <= Duration::from_millis(500),
+        "{retry:?}"
+    );
+    assert_eq!(
+        limited.get_details_error_info().map(|i| i.reason),
+        Some("RATE_LIMITED".into())
+    );
+    // Another method has its own budget; health has none.
+    let other = probe::call(ch.clone(), probe::FAIL, "0", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(other.code(), Code::InvalidArgument, "{other:?}");
+    assert_eq!(
+        health_of(ch.clone(), "").await.unwrap(),
+        ServingStatus::Serving
+    );
+    tokio::time::sleep(retry + Duration::from_millis(50)).await;
+    probe::call(ch, probe::SLEEP, "0", &[])
+        .await
+        .expect("a token came back after the advertised delay");
+}

@@ -21,10 +21,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use steward_artifacts::{ObjectStore, ObjectStoreConfig, S3Config};
+use steward_auth::{AuthGate, AuthMode};
 use steward_common::Error;
-use steward_config::Config;
+use steward_config::{AuthSetting, Config};
 use steward_events::{EventBus, InProcessBus, RedisBus, Relay, RelayHandle, RelayOptions};
-use steward_grpc::{PageTokenCodec, ServerConfig};
+use steward_grpc::{GrpcServer, PageTokenCodec, PeerSettings, RateLimit, ServerConfig, TlsFiles};
 use steward_storage::outbox::SqlOutbox;
 use steward_storage::{Db, DbOptions};
 
@@ -115,8 +116,79 @@ pub fn server_config(cfg: &Config) -> ServerConfig {
         request_timeout: Duration::from_millis(cfg.request_timeout_ms),
         concurrency_limit: cfg.concurrency_limit,
         max_message_bytes: cfg.limits.max_message_bytes,
+        tls: match (&cfg.tls_cert, &cfg.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                ca: cfg.tls_client_ca.clone(),
+            }),
+            _ => None,
+        },
+        concurrency_limit_per_connection: cfg.concurrency_limit_per_connection,
+        rate_limit: (cfg.rate_limit_per_s > 0.0).then_some(RateLimit {
+            per_second: cfg.rate_limit_per_s,
+            burst: cfg.rate_limit_burst,
+        }),
+        stream_idle_timeout: Duration::from_millis(cfg.stream_idle_timeout_ms),
         ..ServerConfig::default()
     }
+}
+
+/// The authentication gate of a process over the keys in `b.db`, and how it calls its peers
+/// (service key, TLS). `embedded`: the services of this process call each other (`steward up`)
+/// and are admitted by the process's own token. Logs loudly when calls need no key.
+///
+/// # Errors
+/// `INVALID_ARGUMENT` when a TLS file cannot be read or the service token is not a header.
+pub fn auth_gate(cfg: &Config, b: &Backends, embedded: bool) -> Result<Arc<AuthGate>, Error> {
+    let mode = if cfg.auth_open() {
+        AuthMode::Open
+    } else {
+        AuthMode::Required
+    };
+    match (mode, cfg.auth) {
+        (AuthMode::Open, AuthSetting::Disabled) => tracing::warn!(
+            listen = %cfg.listen,
+            "AUTHENTICATION IS DISABLED (STEWARD_AUTH=disabled): anyone who can reach this address can do anything"
+        ),
+        (AuthMode::Open, _) => tracing::warn!(
+            listen = %cfg.listen,
+            "running OPEN on a loopback address: calls without an API key are allowed; listen on any other address (or set STEWARD_AUTH=required) to require keys"
+        ),
+        (AuthMode::Required, _) => {
+            tracing::info!(listen = %cfg.listen, "API keys required (authorization: Bearer ...)")
+        }
+    }
+    let identity = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(cert), Some(key)) if cfg.tls_ca.is_some() => Some(
+            TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                ca: None,
+            }
+            .identity()?,
+        ),
+        _ => None,
+    };
+    let ca = cfg
+        .tls_ca
+        .as_ref()
+        .map(|ca| steward_grpc::read_certificate(ca, "tls_ca"))
+        .transpose()?;
+    steward_grpc::configure_peers(PeerSettings {
+        token: cfg.service_token.as_ref().map(|t| t.0.clone()),
+        internal: embedded,
+        ca,
+        identity,
+    });
+    Ok(Arc::new(AuthGate::new(mode, b.db.clone(), embedded)?))
+}
+
+/// A gRPC server for `cfg` behind `gate`, with the API descriptors for reflection.
+pub fn grpc_server(cfg: &Config, gate: Arc<AuthGate>) -> GrpcServer {
+    GrpcServer::new(server_config(cfg))
+        .file_descriptor_set(steward_proto::FILE_DESCRIPTOR_SET)
+        .gate(gate)
 }
 
 /// Binds the listen address of `cfg`, with an error that names it.

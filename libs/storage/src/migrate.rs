@@ -25,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(crate::schema::M0003Deployment),
             Box::new(crate::schema::M0004Monitoring),
             Box::new(crate::schema::M0005Datasets),
+            Box::new(crate::schema::M0006Auth),
         ]
     }
 

@@ -10,7 +10,8 @@
 //! `model_alias_history`, `model_version_reviews`, `model_policies` and `model_version_datasets`. The deployment service writes
 //! `environments`, `deployments`, `deployment_revisions`, `deployment_versions`, `rollouts`,
 //! `ab_tests`, `ab_outcomes` and `decision_records`. The monitoring service writes the `monitor_*`
-//! tables and `monitors`.
+//! tables and `monitors`. The registry service (its `AuthService`) writes `api_keys` and
+//! `grants`, which every service reads to authenticate and authorize calls.
 //!
 //! Times are `BIGINT` milliseconds since the Unix epoch (UTC).
 
@@ -21,12 +22,14 @@ mod m0002_registry;
 mod m0003_deployment;
 mod m0004_monitoring;
 mod m0005_datasets;
+mod m0006_auth;
 
 pub(crate) use m0001_init::M0001Init;
 pub(crate) use m0002_registry::M0002Registry;
 pub(crate) use m0003_deployment::M0003Deployment;
 pub(crate) use m0004_monitoring::M0004Monitoring;
 pub(crate) use m0005_datasets::M0005Datasets;
+pub(crate) use m0006_auth::M0006Auth;
 
 /// `experiments`
 #[derive(DeriveIden, Clone, Copy)]
@@ -743,4 +746,32 @@ pub enum ModelVersionDatasets {
     Digest,
     Context,
     SourceUri,
+}
+
+/// `api_keys`: API keys by their public id; only the SHA-256 of the secret is kept.
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum ApiKeys {
+    Table,
+    Id,
+    Principal,
+    Kind,
+    SecretHash,
+    Description,
+    Creator,
+    CreateTime,
+    ExpireTime,
+    RevokeTime,
+}
+
+/// `grants`: one role per (principal, resource); resource `*` is a global grant.
+#[derive(DeriveIden, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum Grants {
+    Table,
+    Principal,
+    Resource,
+    Role,
+    Creator,
+    CreateTime,
 }

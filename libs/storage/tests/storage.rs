@@ -51,7 +51,8 @@ async fn migrations_are_safe_when_replicas_start_together() {
                 "m0002_registry".to_string(),
                 "m0003_deployment".to_string(),
                 "m0004_monitoring".to_string(),
-                "m0005_datasets".to_string()
+                "m0005_datasets".to_string(),
+                "m0006_auth".to_string()
             ],
             "{}",
             t.label

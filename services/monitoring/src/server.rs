@@ -8,7 +8,6 @@ use std::time::Duration;
 use steward_common::Error;
 use steward_config::Config;
 use steward_events::EventBus;
-use steward_grpc::GrpcServer;
 use steward_proto::events::event_envelope::Payload;
 use steward_proto::monitoring::monitoring_service_server::MonitoringServiceServer;
 pub use steward_runtime::{Backends, server_config};
@@ -175,11 +174,11 @@ pub async fn run(
     let b = Backends::open(&cfg).await?;
     let relay = b.start_relay(SERVICE);
     let _metrics = steward_runtime::metrics::serve(&cfg, &b, &[SERVICE]).await?;
+    let gate = steward_runtime::auth_gate(&cfg, &b, false)?;
     let svc = services(&b, &cfg, cfg.tracking_url.as_deref()).await?;
     let listener = steward_runtime::bind(&cfg).await?;
     tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "steward-monitoring serving");
-    let server = GrpcServer::new(server_config(&cfg))
-        .file_descriptor_set(steward_proto::FILE_DESCRIPTOR_SET)
+    let server = steward_runtime::grpc_server(&cfg, gate)
         .add_streaming_methods(STREAMING_METHODS)
         .add_service(svc.monitoring);
     let result = server.serve(listener, shutdown).await;

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use steward_common::Error;
 use steward_config::Config;
-use steward_grpc::GrpcServer;
 use steward_proto::audit::audit_service_server::AuditServiceServer;
 use steward_proto::registry::registry_service_server::RegistryServiceServer;
 pub use steward_runtime::{Backends, server_config};
@@ -80,13 +79,16 @@ pub async fn run(
     let b = Backends::open(&cfg).await?;
     let relay = b.start_relay(SERVICE);
     let _metrics = steward_runtime::metrics::serve(&cfg, &b, &[SERVICE]).await?;
+    let gate = steward_runtime::auth_gate(&cfg, &b, false)?;
+    let auth =
+        steward_auth::api::service(&b.db, SERVICE, gate.clone(), cfg.limits.max_message_bytes);
     let svc = services(&b, &cfg, &tracking_url, cfg.deployment_url.as_deref()).await?;
     let listener = steward_runtime::bind(&cfg).await?;
     tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "steward-registry serving");
-    let server = GrpcServer::new(server_config(&cfg))
-        .file_descriptor_set(steward_proto::FILE_DESCRIPTOR_SET)
+    let server = steward_runtime::grpc_server(&cfg, gate)
         .add_service(svc.registry)
-        .add_service(svc.audit);
+        .add_service(svc.audit)
+        .add_service(auth);
     let result = server.serve(listener, shutdown).await;
     svc.invalidator.abort();
     if let Err(e) = relay.shutdown().await {

@@ -5,11 +5,13 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 mod audit;
+mod auth;
 mod deployment;
 mod monitoring;
 mod registry;
 
 pub use audit::AuditCmd;
+pub use auth::{GrantsCmd, KeysCmd};
 pub use deployment::{AbCmd, DeployArgs, DeploymentsCmd, EnvironmentsCmd, ExplainArgs, RolloutCmd};
 pub use monitoring::{AlertsCmd, BaselinesCmd, CmpArg, DriftCmd, MonitorsCmd, StateArg, TaskArg};
 pub use registry::{AliasCmd, ApproveArgs, ModelsCmd, VersionsCmd};
@@ -55,6 +57,9 @@ pub struct ClientArgs {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// CA certificate (PEM) to verify an `https://` server with.
+    #[arg(long, env = "STEWARD_TLS_CA", global = true)]
+    pub tls_ca: Option<PathBuf>,
 }
 
 /// Top-level commands.
@@ -119,6 +124,24 @@ pub enum Command {
         force: bool,
         #[command(flatten)]
         server: ServerArgs,
+    },
+    /// API keys, in the database directly (bootstraps the first admin: `steward keys create
+    /// --role admin`).
+    Keys {
+        #[command(subcommand)]
+        cmd: KeysCmd,
+    },
+    /// Role grants per experiment, registered model or deployment, or global.
+    Grants {
+        #[command(subcommand)]
+        cmd: GrantsCmd,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Who the server takes you for (principal, key, grants).
+    Whoami {
+        #[command(flatten)]
+        client: ClientArgs,
     },
     /// Experiments.
     Experiments {

@@ -12,6 +12,7 @@ mod deployment_json;
 mod deployments;
 mod experiments;
 mod explain;
+mod keys;
 mod lineage;
 mod models;
 mod monitoring;
@@ -59,6 +60,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
         Command::Backup { dir, server } => backup::backup(dir, server).await,
         Command::Restore { dir, force, server } => backup::restore(dir, force, server).await,
+        Command::Keys { cmd } => keys::keys(cmd).await,
+        Command::Grants { cmd, client } => keys::grants(cmd, &client).await,
+        Command::Whoami { client } => keys::whoami(&client).await,
         Command::Experiments { cmd, client } => experiments::run(cmd, &client).await,
         Command::Runs { cmd, client } => runs::run(cmd, &client).await,
         Command::Artifacts { cmd, client } => artifacts::run(cmd, &client).await,
@@ -165,21 +169,29 @@ async fn channel(c: &ClientArgs) -> anyhow::Result<CliChannel> {
     } else {
         format!("http://{}", c.addr)
     };
-    let channel = tonic::transport::Endpoint::from_shared(addr)
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "--addr {:?} is not a URL such as http://127.0.0.1:50051: {e}",
-                c.addr
-            )
-        })?
-        .connect()
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot reach Steward at {}: {e} (is `steward up` running?)",
-                c.addr
-            )
+    let mut endpoint = tonic::transport::Endpoint::from_shared(addr.clone()).map_err(|e| {
+        anyhow::anyhow!(
+            "--addr {:?} is not a URL such as http://127.0.0.1:50051: {e}",
+            c.addr
+        )
+    })?;
+    if addr.starts_with("https://") {
+        let ca = c.tls_ca.as_ref().ok_or_else(|| {
+            anyhow::anyhow!("--addr is https: give the server's CA with --tls-ca (STEWARD_TLS_CA)")
         })?;
+        let pem = std::fs::read(ca)
+            .map_err(|e| anyhow::anyhow!("cannot read --tls-ca {}: {e}", ca.display()))?;
+        endpoint = endpoint.tls_config(
+            tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(pem)),
+        )?;
+    }
+    let channel = endpoint.connect().await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot reach Steward at {}: {e} (is `steward up` running?)",
+            c.addr
+        )
+    })?;
     let auth =
         match &c.token {
             Some(t) => Some(format!("Bearer {t}").parse().map_err(|_| {

@@ -2,7 +2,6 @@
 
 use steward_common::Error;
 use steward_config::Config;
-use steward_grpc::GrpcServer;
 use steward_proto::tracking::tracking_service_server::TrackingServiceServer;
 pub use steward_runtime::{Backends, server_config};
 
@@ -41,8 +40,8 @@ pub async fn run(
     let _metrics = steward_runtime::metrics::serve(&cfg, &b, &[SERVICE]).await?;
     let listener = steward_runtime::bind(&cfg).await?;
     tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "steward-tracking serving");
-    let server = GrpcServer::new(server_config(&cfg))
-        .file_descriptor_set(steward_proto::FILE_DESCRIPTOR_SET)
+    let gate = steward_runtime::auth_gate(&cfg, &b, false)?;
+    let server = steward_runtime::grpc_server(&cfg, gate)
         .add_streaming_methods(STREAMING_METHODS)
         .add_service(service(&b, &cfg));
     let result = server.serve(listener, shutdown).await;

@@ -1,12 +1,13 @@
 //! Settings of a [`GrpcServer`](super::GrpcServer).
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use steward_common::{Error, FieldViolation};
 
 /// Settings of a [`GrpcServer`](super::GrpcServer).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     /// Address [`GrpcServer::run`](super::GrpcServer::run) listens on (default `127.0.0.1:50051`).
     pub listen: SocketAddr,
@@ -19,6 +20,70 @@ pub struct ServerConfig {
     pub max_message_bytes: usize,
     /// How long shutdown waits for in-flight requests (default 10 s).
     pub shutdown_grace: Duration,
+    /// Serve TLS with these files (default: plain HTTP/2).
+    pub tls: Option<TlsFiles>,
+    /// Most requests handled at once on one connection; more wait (default 256).
+    pub concurrency_limit_per_connection: usize,
+    /// Request rate per caller (authenticated principal, else client IP) and method; over it,
+    /// `RESOURCE_EXHAUSTED` with `RetryInfo` (default: no limit).
+    pub rate_limit: Option<RateLimit>,
+    /// A streaming call whose client sends nothing for this long fails with
+    /// `DEADLINE_EXCEEDED` (default 60 s).
+    pub stream_idle_timeout: Duration,
+}
+
+pub use super::limits::RateLimit;
+
+/// PEM files of a TLS server (or of a client's identity for mutual TLS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain.
+    pub cert: PathBuf,
+    /// Private key of the certificate.
+    pub key: PathBuf,
+    /// Servers: CA whose certificates clients must present (mutual TLS); `None` accepts any
+    /// client. Clients: CA to verify the server with instead of the system roots.
+    pub ca: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    /// Reads the certificate and key.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` naming the file that cannot be read.
+    pub fn identity(&self) -> Result<tonic::transport::Identity, Error> {
+        Ok(tonic::transport::Identity::from_pem(
+            read(&self.cert, "tls_cert")?,
+            read(&self.key, "tls_key")?,
+        ))
+    }
+
+    /// Reads the CA certificate, if one is set.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` naming the file that cannot be read.
+    pub fn ca(&self) -> Result<Option<tonic::transport::Certificate>, Error> {
+        self.ca
+            .as_ref()
+            .map(|p| read_certificate(p, "tls_client_ca"))
+            .transpose()
+    }
+}
+
+/// Reads a PEM certificate (a CA), naming `field` when it cannot be read.
+///
+/// # Errors
+/// `INVALID_ARGUMENT` on `field`.
+pub fn read_certificate(
+    path: &std::path::Path,
+    field: &str,
+) -> Result<tonic::transport::Certificate, Error> {
+    read(path, field).map(tonic::transport::Certificate::from_pem)
+}
+
+fn read(path: &std::path::Path, field: &str) -> Result<Vec<u8>, Error> {
+    std::fs::read(path)
+        .map_err(|e| Error::invalid_field(field, format!("cannot read {}: {e}", path.display())))
 }
 
 impl Default for ServerConfig {
@@ -29,6 +94,10 @@ impl Default for ServerConfig {
             concurrency_limit: 1024,
             max_message_bytes: 64 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(10),
+            tls: None,
+            concurrency_limit_per_connection: 256,
+            rate_limit: None,
+            stream_idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -59,6 +128,16 @@ impl ServerConfig {
         positive("request_timeout", !self.request_timeout.is_zero());
         positive("concurrency_limit", self.concurrency_limit > 0);
         positive("max_message_bytes", self.max_message_bytes > 0);
+        positive(
+            "concurrency_limit_per_connection",
+            self.concurrency_limit_per_connection > 0,
+        );
+        positive("stream_idle_timeout", !self.stream_idle_timeout.is_zero());
+        positive(
+            "rate_limit",
+            self.rate_limit
+                .is_none_or(|r| r.per_second.is_finite() && r.per_second > 0.0 && r.burst > 0),
+        );
         if violations.is_empty() {
             Ok(())
         } else {

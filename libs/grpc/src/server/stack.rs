@@ -16,8 +16,10 @@ use tower_layer::Layer;
 use tower_service::Service;
 use tracing::Instrument as _;
 
+use super::gate::{Gate, GateCall, filter_response, peek_message};
+use super::limits::{IdleBody, RateLimit, RateLimiter, remote_ip};
 use super::observe::{ObservedBody, Recorder, client_decode_error_is_invalid_argument, status_in};
-use crate::context::{REQUEST_ID_HEADER, RequestId, is_valid_request_id};
+use crate::context::{ACTOR_HEADER, REQUEST_ID_HEADER, RequestId, is_valid_request_id};
 
 /// Path prefix of the health service, exempt from the concurrency limit.
 const HEALTH_PREFIX: &str = "/grpc.health.v1.Health/";
@@ -26,6 +28,10 @@ struct Shared {
     request_timeout: Duration,
     streaming: HashSet<String>,
     permits: Arc<Semaphore>,
+    gate: Option<Arc<dyn Gate>>,
+    max_message_bytes: usize,
+    limiter: Option<Arc<RateLimiter>>,
+    stream_idle_timeout: Duration,
 }
 
 /// Builds [`RpcService`]s sharing one timeout, one set of streaming paths and one semaphore.
@@ -39,6 +45,10 @@ impl RpcLayer {
         request_timeout: Duration,
         concurrency_limit: usize,
         streaming: HashSet<String>,
+        gate: Option<Arc<dyn Gate>>,
+        max_message_bytes: usize,
+        rate_limit: Option<RateLimit>,
+        stream_idle_timeout: Duration,
     ) -> Self {
         let limit = concurrency_limit.clamp(1, Semaphore::MAX_PERMITS);
         let permits = Arc::new(Semaphore::new(limit));
@@ -48,6 +58,10 @@ impl RpcLayer {
                 request_timeout,
                 streaming,
                 permits,
+                gate,
+                max_message_bytes,
+                limiter: rate_limit.map(|l| Arc::new(RateLimiter::new(l))),
+                stream_idle_timeout,
             }),
         }
     }
@@ -97,12 +111,11 @@ fn assign_request_id<B>(req: &mut http::Request<B>) -> HeaderValue {
     value
 }
 
-impl<S, B> Service<http::Request<B>> for RpcService<S>
+impl<S> Service<http::Request<Body>> for RpcService<S>
 where
-    S: Service<http::Request<B>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S: Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    B: Send + 'static,
 {
     type Response = http::Response<Body>;
     type Error = S::Error;
@@ -112,7 +125,7 @@ where
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: http::Request<Body>) -> Self::Future {
         let request_id = assign_request_id(&mut req);
         let path = req.uri().path().to_owned();
         let (service, method) = split_path(&path);
@@ -131,8 +144,27 @@ where
 
         let timeout =
             (!self.shared.streaming.contains(&path)).then_some(self.shared.request_timeout);
-        // Health checks skip the queue so probes answer even under overload.
-        let permits = (!path.starts_with(HEALTH_PREFIX)).then(|| self.shared.permits.clone());
+        // Health checks skip the queue and the gate so probes answer even under overload.
+        let health = path.starts_with(HEALTH_PREFIX);
+        let permits = (!health).then(|| self.shared.permits.clone());
+        let gate = if health {
+            None
+        } else {
+            self.shared.gate.clone()
+        };
+        let (max_message_bytes, first_message_wait) =
+            (self.shared.max_message_bytes, self.shared.request_timeout);
+        let limiter = if health {
+            None
+        } else {
+            self.shared.limiter.clone()
+        };
+        // Streams end when the client goes silent (unary calls have the timeout).
+        let idle = self
+            .shared
+            .streaming
+            .contains(&path)
+            .then_some(self.shared.stream_idle_timeout);
         // Take the service that was (trivially) made ready and leave a fresh clone behind.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
@@ -145,6 +177,28 @@ where
 
         let future = async move {
             let call = async move {
+                let mut filter = None;
+                let mut need_message = false;
+                let mut principal = None;
+                if let Some(gate) = &gate {
+                    match admit(&**gate, &mut req, None).await {
+                        Ok(a) => {
+                            (filter, need_message, principal) = (a.filter, a.need_message, a.actor)
+                        }
+                        Err(status) => return Ok(status.into_http()),
+                    }
+                }
+                if let Some(limiter) = &limiter {
+                    // The authenticated principal, else the client's address (never a name
+                    // the client chose).
+                    let who = principal
+                        .map(|p| format!("principal:{p}"))
+                        .or_else(|| remote_ip(&req).map(|ip| format!("ip:{ip}")))
+                        .unwrap_or_default();
+                    if let Err(wait) = limiter.check(&who, req.uri().path()) {
+                        return Ok(rate_limited(wait).into_http());
+                    }
+                }
                 let _permit = match permits {
                     // Never closed, so acquiring only waits for a free slot.
                     Some(permits) => match permits.acquire_owned().await {
@@ -153,7 +207,21 @@ where
                     },
                     None => None,
                 };
-                inner.oneshot(req).await
+                if let (Some(gate), true) = (&gate, need_message) {
+                    let wait = (max_message_bytes, first_message_wait);
+                    match admit(&**gate, &mut req, Some(wait)).await {
+                        Ok(a) => filter = a.filter,
+                        Err(status) => return Ok(status.into_http()),
+                    }
+                }
+                if let Some(idle) = idle {
+                    req = req.map(|b| Body::new(IdleBody::new(b, idle)));
+                }
+                let response = inner.oneshot(req).await?;
+                Ok(match filter {
+                    Some(f) => filter_response(response, f).await,
+                    None => response,
+                })
             };
             let mut response = match timeout {
                 Some(limit) => match tokio::time::timeout(limit, call).await {
@@ -175,6 +243,65 @@ where
         };
         Box::pin(future.instrument(span))
     }
+}
+
+/// One pass of `gate` over `req`: the first (headers only) when `read` is `None`, else the
+/// second, reading the first message (at most `read.0` bytes, waiting at most `read.1`).
+/// Puts the admitted principal in the actor header.
+async fn admit(
+    gate: &dyn Gate,
+    req: &mut http::Request<Body>,
+    read: Option<(usize, Duration)>,
+) -> Result<super::gate::Admission, Status> {
+    let path = req.uri().path().to_owned();
+    let message = match read {
+        Some((max_bytes, wait)) => {
+            let body = std::mem::take(req.body_mut());
+            let (message, body) = peek_message(body, max_bytes, wait).await?;
+            *req.body_mut() = body;
+            message
+        }
+        None => None,
+    };
+    let admission = gate
+        .admit(GateCall {
+            path: &path,
+            headers: req.headers(),
+            message: message.as_deref(),
+            with_message: read.is_some(),
+        })
+        .await?;
+    if read.is_some() && admission.need_message {
+        return Err(Status::internal(
+            "the gate asked for the request message twice",
+        ));
+    }
+    if let Some(actor) = &admission.actor {
+        let value = HeaderValue::from_bytes(actor.as_bytes())
+            .map_err(|_| Status::internal("principal is not a valid header value"))?;
+        req.headers_mut().insert(ACTOR_HEADER, value);
+    }
+    Ok(admission)
+}
+
+/// `RESOURCE_EXHAUSTED` (`RATE_LIMITED`) with a `google.rpc.RetryInfo` of `wait`.
+fn rate_limited(wait: Duration) -> Status {
+    use tonic_types::{ErrorDetails, StatusExt as _};
+    let wait = wait.max(Duration::from_millis(1));
+    let mut details = ErrorDetails::with_retry_info(Some(wait));
+    details.set_error_info(
+        "RATE_LIMITED",
+        crate::ERROR_DOMAIN,
+        std::collections::HashMap::new(),
+    );
+    Status::with_error_details(
+        tonic::Code::ResourceExhausted,
+        format!(
+            "too many requests to this method; retry in {} ms",
+            wait.as_millis().max(1)
+        ),
+        details,
+    )
 }
 
 #[cfg(test)]

@@ -34,7 +34,8 @@ impl Upstream {
     /// # Errors
     /// `INVALID_ARGUMENT` on field `url` when it is not a valid `http://host:port` URL.
     pub async fn connect(url: &str) -> Result<Self, Error> {
-        let channel = steward_grpc::connect_traced(url).await?;
+        // An outside server: no Steward credentials go there.
+        let channel = steward_grpc::connect_external(url).await?;
         let client = GrpcInferenceServiceClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);

@@ -53,6 +53,12 @@ impl GrpcInferenceService for Fake {
         &self,
         r: Request<oip::ModelInferRequest>,
     ) -> Result<Response<oip::ModelInferResponse>, Status> {
+        let md = r.metadata();
+        if md.contains_key("authorization") || md.contains_key(steward_grpc::INTERNAL_HEADER) {
+            return Err(Status::permission_denied(
+                "Steward's credentials were sent to an outside server",
+            ));
+        }
         let r = r.into_inner();
         Ok(Response::new(oip::ModelInferResponse {
             model_name: r.model_name,
@@ -106,6 +112,14 @@ fn request(dep: &str, id: &str) -> oip::ModelInferRequest {
 
 #[tokio::test]
 async fn non_onnx_versions_are_forwarded_upstream_and_shadows_are_recorded_not_returned() {
+    // This process's peers carry a service key and the process token; the upstream, an outside
+    // server, must get neither (the servers of the other tests here have no gate, so the
+    // setting changes nothing for them).
+    steward_grpc::configure_peers(steward_grpc::PeerSettings {
+        token: Some(format!("stw_0123456789abcdef_{}", "k".repeat(43))),
+        internal: true,
+        ..Default::default()
+    });
     for mut h in harness::all().await {
         let l = h.label.clone();
         let upstream = fake_upstream().await;

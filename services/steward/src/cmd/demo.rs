@@ -205,9 +205,12 @@ async fn step<T>(n: usize, title: &str, f: impl Future<Output = Result<T>>) -> R
 fn client_args(url: &str, actor: &str) -> ClientArgs {
     ClientArgs {
         addr: url.to_string(),
-        token: None,
+        token: std::env::var("STEWARD_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty()),
         actor: Some(actor.to_string()),
         json: false,
+        tls_ca: std::env::var_os("STEWARD_TLS_CA").map(Into::into),
     }
 }
 

@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use steward_config::{Config, Overrides, redact_url};
-use steward_grpc::GrpcServer;
 use steward_tracking::server::{self as tracking, Backends, STREAMING_METHODS};
 
 use crate::cli::ServerArgs;
@@ -64,6 +63,29 @@ fn banner(s: &Started<'_>) {
     if cfg.is_sqlite() {
         println!("  data dir:  {}", cfg.data_dir.display());
     }
+    match cfg.auth {
+        _ if !cfg.auth_open() => {
+            println!(
+                "  auth:      API keys required (bootstrap one: steward keys create --role admin)"
+            )
+        }
+        steward_config::AuthSetting::Disabled => println!(
+            "  auth:      DISABLED (STEWARD_AUTH=disabled): anyone who reaches {addr} can do anything"
+        ),
+        _ => println!(
+            "  auth:      OPEN: loopback only, no API key needed (listen elsewhere to require keys)"
+        ),
+    }
+    if cfg.tls_cert.is_some() {
+        println!(
+            "  tls:       on{}",
+            if cfg.tls_client_ca.is_some() {
+                ", client certificates required"
+            } else {
+                ""
+            }
+        );
+    }
     if let Some(m) = &s.metrics {
         println!("  metrics:   http://{m}/metrics");
     }
@@ -115,9 +137,25 @@ pub(crate) async fn serve(
         } else {
             addr.ip()
         };
-        format!("http://{}", SocketAddr::new(ip, addr.port()))
+        // With TLS on, the services call themselves over TLS too, verified with
+        // STEWARD_TLS_CA (the certificate must name the listen address).
+        let scheme = if cfg.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", SocketAddr::new(ip, addr.port()))
     });
     let own_url = tracking_url.clone();
+    // Before any peer client is made: it sets how they authenticate.
+    let gate =
+        steward_runtime::auth_gate(&cfg, &b, true).map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let auth = steward_auth::api::service(
+        &b.db,
+        steward_registry::app::SERVICE,
+        gate.clone(),
+        cfg.limits.max_message_bytes,
+    );
     let registry = steward_registry::server::services(
         &b,
         &cfg,
@@ -139,13 +177,13 @@ pub(crate) async fn serve(
         artifacts: b.objects.describe(),
         metrics: metrics.as_ref().map(|m| m.local_addr()),
     });
-    let server = GrpcServer::new(tracking::server_config(&cfg))
-        .file_descriptor_set(steward_proto::FILE_DESCRIPTOR_SET)
+    let server = steward_runtime::grpc_server(&cfg, gate)
         .add_streaming_methods(STREAMING_METHODS)
         .add_streaming_methods(steward_monitoring::server::STREAMING_METHODS)
         .add_service(tracking::service(&b, &cfg))
         .add_service(registry.registry)
         .add_service(registry.audit)
+        .add_service(auth)
         .add_service(deployment.deployment)
         .add_service(deployment.inference)
         .add_service(monitoring.monitoring);

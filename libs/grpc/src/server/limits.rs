@@ -1,0 +1,174 @@
+//! Per-caller request rate limits and the idle timeout of client streams.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use tonic::Status;
+use tonic::body::Body;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+
+/// A request rate per caller and method: `per_second` sustained, `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    /// Requests per second, sustained.
+    pub per_second: f64,
+    /// Requests allowed at once after a quiet period (at least 1).
+    pub burst: u32,
+}
+
+/// Callers tracked at most; idle buckets (full again) are dropped first.
+const MAX_BUCKETS: usize = 100_000;
+
+/// Token buckets per (caller, method).
+pub(crate) struct RateLimiter {
+    limit: RateLimit,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    pub(crate) fn new(limit: RateLimit) -> Self {
+        Self {
+            limit,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes a token for `who` calling `path`, or says how long until one is free.
+    pub(crate) fn check(&self, who: &str, path: &str) -> Result<(), Duration> {
+        let (rate, burst) = (self.limit.per_second, f64::from(self.limit.burst.max(1)));
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if buckets.len() >= MAX_BUCKETS {
+            let refill = Duration::from_secs_f64(burst / rate);
+            buckets.retain(|_, (_, at)| now.duration_since(*at) < refill);
+            if buckets.len() >= MAX_BUCKETS {
+                buckets.clear();
+            }
+        }
+        let key = format!("{who}\n{path}");
+        let (tokens, at) = buckets.entry(key).or_insert((burst, now));
+        let available = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(burst);
+        *at = now;
+        if available >= 1.0 {
+            *tokens = available - 1.0;
+            Ok(())
+        } else {
+            *tokens = available;
+            Err(Duration::from_secs_f64((1.0 - available) / rate))
+        }
+    }
+}
+
+/// The client's IP address, from the connection (plain or TLS).
+pub(crate) fn remote_ip<B>(req: &http::Request<B>) -> Option<IpAddr> {
+    let ext = req.extensions();
+    ext.get::<TcpConnectInfo>()
+        .and_then(TcpConnectInfo::remote_addr)
+        .or_else(|| {
+            ext.get::<TlsConnectInfo<TcpConnectInfo>>()
+                .and_then(|t| t.get_ref().remote_addr())
+        })
+        .map(|a| a.ip())
+}
+
+/// A request body that fails with `DEADLINE_EXCEEDED` when the client sends nothing for
+/// `idle` (a stalled or abandoned client stream frees its handler).
+pub(crate) struct IdleBody {
+    inner: Body,
+    idle: Duration,
+    timer: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl IdleBody {
+    pub(crate) fn new(inner: Body, idle: Duration) -> Self {
+        Self {
+            inner,
+            idle,
+            timer: Box::pin(tokio::time::sleep(idle)),
+        }
+    }
+}
+
+impl HttpBody for IdleBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let deadline = tokio::time::Instant::now() + self.idle;
+                self.timer.as_mut().reset(deadline);
+                Poll::Ready(frame)
+            }
+            Poll::Pending => match self.timer.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(Status::deadline_exceeded(format!(
+                    "the client sent nothing for {}s",
+                    self.idle.as_secs_f64()
+                ))))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt as _;
+
+    #[test]
+    fn buckets_allow_a_burst_then_the_rate() {
+        let l = RateLimiter::new(RateLimit {
+            per_second: 10.0,
+            burst: 3,
+        });
+        for _ in 0..3 {
+            l.check("alice", "/a").unwrap();
+        }
+        let wait = l.check("alice", "/a").unwrap_err();
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_millis(100),
+            "{wait:?}"
+        );
+        // Other callers and other methods have their own buckets.
+        l.check("bob", "/a").unwrap();
+        l.check("alice", "/b").unwrap();
+        std::thread::sleep(Duration::from_millis(120));
+        l.check("alice", "/a").expect("a token came back");
+    }
+
+    #[tokio::test]
+    async fn a_silent_stream_fails_and_a_talking_one_does_not() {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Status>>(4);
+        let body = Body::new(http_body_util::StreamBody::new(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ));
+        let mut body = IdleBody::new(body, Duration::from_millis(200));
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            tx.send(Ok(Frame::data(Bytes::from_static(b"x"))))
+                .await
+                .unwrap();
+            assert!(body.frame().await.unwrap().is_ok());
+        }
+        let err = body.frame().await.unwrap().unwrap_err();
+        assert_eq!(err.code(), tonic::Code::DeadlineExceeded);
+    }
+}
