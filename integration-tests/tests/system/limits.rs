@@ -27,6 +27,36 @@ async fn silent_streams_end_and_fast_callers_are_slowed() {
     let exp = create_experiment(&mut t, &unique("limits")).await;
     let run = create_run(&mut t, &exp.name, "r").await;
 
+    // Control-plane requests are limited to 4 MiB; bulk ones (run data) to the message limit.
+    let big = t
+        .update_experiment(pb::UpdateExperimentRequest {
+            experiment: Some(pb::Experiment {
+                name: exp.name.clone(),
+                description: "d".repeat(5 << 20),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["description".into()],
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(big.code(), Code::ResourceExhausted, "{big:?}");
+    let params: Vec<pb::Param> = (0..700)
+        .map(|i| pb::Param {
+            key: format!("p{i}"),
+            value: "v".repeat(8000),
+        })
+        .collect();
+    t.log_run_data(pb::LogRunDataRequest {
+        run: run.name.clone(),
+        params,
+        ..Default::default()
+    })
+    .await
+    .expect("5.6 MB of params is a bulk request within the message limit");
+
     // An upload that sends its header and then nothing.
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     tx.send(pb::UploadArtifactRequest {

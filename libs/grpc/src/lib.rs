@@ -29,8 +29,8 @@ pub use context::{
 };
 pub use page_token::{MAX_TOKEN_LEN, PageTokenCodec};
 pub use server::{
-    Admission, Gate, GateCall, GrpcServer, RateLimit, ResponseFilter, ServerConfig, TlsFiles, bind,
-    read_certificate,
+    Admission, Gate, GateCall, GrpcServer, MethodLimit, RateLimit, ResponseFilter, ServerConfig,
+    TlsFiles, bind, read_certificate,
 };
 pub use signal::shutdown_signal;
 pub use status::{

@@ -41,7 +41,7 @@ use tonic::transport::Server;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-pub use config::{RateLimit, ServerConfig, TlsFiles, read_certificate};
+pub use config::{MethodLimit, RateLimit, ServerConfig, TlsFiles, read_certificate};
 pub use gate::{Admission, Gate, GateCall, ResponseFilter};
 use named::{BoxError, Named};
 use reflection::{HEALTH_SERVICE, REFLECTION_V1, REFLECTION_V1ALPHA, add_reflection};
@@ -266,15 +266,7 @@ impl GrpcServer {
             .concurrency_limit_per_connection(cfg.concurrency_limit_per_connection)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(20)))
-            .layer(RpcLayer::new(
-                cfg.request_timeout,
-                cfg.concurrency_limit,
-                streaming,
-                gate,
-                cfg.max_message_bytes,
-                cfg.rate_limit,
-                cfg.stream_idle_timeout,
-            ))
+            .layer(RpcLayer::new(&cfg, streaming, gate))
             .add_routes(routes.routes())
             .serve_with_incoming_shutdown(incoming, signal);
 

@@ -17,6 +17,7 @@ pub use service_main::service_main;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +26,9 @@ use steward_auth::{AuthGate, AuthMode};
 use steward_common::Error;
 use steward_config::{AuthSetting, Config};
 use steward_events::{EventBus, InProcessBus, RedisBus, Relay, RelayHandle, RelayOptions};
-use steward_grpc::{GrpcServer, PageTokenCodec, PeerSettings, RateLimit, ServerConfig, TlsFiles};
+use steward_grpc::{
+    GrpcServer, MethodLimit, PageTokenCodec, PeerSettings, RateLimit, ServerConfig, TlsFiles,
+};
 use steward_storage::outbox::SqlOutbox;
 use steward_storage::{Db, DbOptions};
 
@@ -109,6 +112,63 @@ impl Backends {
     }
 }
 
+/// Largest request message of a control-plane method (every method but [`BULK_METHODS`]).
+pub const CONTROL_REQUEST_BYTES: usize = 4 << 20;
+
+/// Methods that carry data in bulk: their messages may be as large as
+/// `STEWARD_MAX_MESSAGE_BYTES`.
+pub const BULK_METHODS: &[&str] = &[
+    "/steward.tracking.v1.TrackingService/LogRunData",
+    "/steward.tracking.v1.TrackingService/StreamMetrics",
+    "/steward.tracking.v1.TrackingService/LogRunInputs",
+    "/steward.tracking.v1.TrackingService/UploadArtifact",
+    "/steward.tracking.v1.TrackingService/UploadDatasetFile",
+    "/steward.monitoring.v1.MonitoringService/CreateBaseline",
+    "/steward.monitoring.v1.MonitoringService/IngestPredictions",
+    "/steward.monitoring.v1.MonitoringService/StreamPredictions",
+    "/steward.monitoring.v1.MonitoringService/IngestFeedback",
+    "/steward.monitoring.v1.MonitoringService/IngestKpis",
+    "/inference.GRPCInferenceService/ModelInfer",
+];
+
+/// Methods whose calls cost much memory or CPU each, with how many may run at once per process
+/// (more wait): drift reports over up to a million rows per feature, performance over a window,
+/// dataset profiles and diffs, a full audit chain walk.
+pub const HEAVY_METHODS: &[(&str, usize)] = &[
+    ("/steward.monitoring.v1.MonitoringService/GetDriftReport", 2),
+    ("/steward.monitoring.v1.MonitoringService/GetPerformance", 4),
+    (
+        "/steward.tracking.v1.TrackingService/CommitDatasetVersion",
+        4,
+    ),
+    (
+        "/steward.tracking.v1.TrackingService/DiffDatasetVersions",
+        4,
+    ),
+    ("/steward.audit.v1.AuditService/VerifyAuditChain", 2),
+];
+
+fn method_limits(max_message_bytes: usize) -> HashMap<String, MethodLimit> {
+    let mut limits: HashMap<String, MethodLimit> = BULK_METHODS
+        .iter()
+        .map(|m| {
+            let limit = MethodLimit {
+                max_request_bytes: max_message_bytes,
+                max_in_flight: None,
+            };
+            ((*m).to_owned(), limit)
+        })
+        .collect();
+    for (m, n) in HEAVY_METHODS {
+        let e = limits.entry((*m).to_owned()).or_insert(MethodLimit {
+            max_request_bytes: CONTROL_REQUEST_BYTES,
+            max_in_flight: None,
+        });
+        e.max_in_flight = Some(*n);
+    }
+    limits
+}
+
 /// Server settings from the configuration.
 pub fn server_config(cfg: &Config) -> ServerConfig {
     ServerConfig {
@@ -130,6 +190,8 @@ pub fn server_config(cfg: &Config) -> ServerConfig {
             burst: cfg.rate_limit_burst,
         }),
         stream_idle_timeout: Duration::from_millis(cfg.stream_idle_timeout_ms),
+        default_request_bytes: Some(CONTROL_REQUEST_BYTES.min(cfg.limits.max_message_bytes)),
+        method_limits: method_limits(cfg.limits.max_message_bytes),
         ..ServerConfig::default()
     }
 }
@@ -201,4 +263,26 @@ pub async fn bind(cfg: &Config) -> Result<tokio::net::TcpListener, Error> {
                 format!("cannot listen on {}: {e}", cfg.listen),
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every limited method is a real method (the authorization rules match the descriptors
+    /// exactly, so a rule exists only for a real method).
+    #[test]
+    fn limited_methods_exist() {
+        let methods = BULK_METHODS
+            .iter()
+            .chain(HEAVY_METHODS.iter().map(|(m, _)| m));
+        for m in methods {
+            assert!(steward_auth::rules::rule(m).is_some(), "{m}");
+        }
+        let limits = method_limits(64 << 20);
+        assert_eq!(limits.len(), BULK_METHODS.len() + HEAVY_METHODS.len());
+        let drift = &limits["/steward.monitoring.v1.MonitoringService/GetDriftReport"];
+        assert_eq!(drift.max_in_flight, Some(2));
+        assert_eq!(drift.max_request_bytes, CONTROL_REQUEST_BYTES);
+    }
 }

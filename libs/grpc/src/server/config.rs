@@ -1,5 +1,6 @@
 //! Settings of a [`GrpcServer`](super::GrpcServer).
 
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -30,9 +31,16 @@ pub struct ServerConfig {
     /// A streaming call whose client sends nothing for this long fails with
     /// `DEADLINE_EXCEEDED` (default 60 s).
     pub stream_idle_timeout: Duration,
+    /// Largest request message of a method not in [`ServerConfig::method_limits`] (default:
+    /// `max_message_bytes`); over it, `RESOURCE_EXHAUSTED` as soon as the message header
+    /// arrives.
+    pub default_request_bytes: Option<usize>,
+    /// Limits of single methods (full paths), e.g. bulk ingestion allowed up to
+    /// `max_message_bytes`, or expensive reports a few at a time.
+    pub method_limits: HashMap<String, MethodLimit>,
 }
 
-pub use super::limits::RateLimit;
+pub use super::limits::{MethodLimit, RateLimit};
 
 /// PEM files of a TLS server (or of a client's identity for mutual TLS).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +106,8 @@ impl Default for ServerConfig {
             concurrency_limit_per_connection: 256,
             rate_limit: None,
             stream_idle_timeout: Duration::from_secs(60),
+            default_request_bytes: None,
+            method_limits: HashMap::new(),
         }
     }
 }
@@ -133,6 +143,16 @@ impl ServerConfig {
             self.concurrency_limit_per_connection > 0,
         );
         positive("stream_idle_timeout", !self.stream_idle_timeout.is_zero());
+        positive(
+            "default_request_bytes",
+            self.default_request_bytes != Some(0),
+        );
+        positive(
+            "method_limits",
+            self.method_limits
+                .values()
+                .all(|l| l.max_request_bytes > 0 && l.max_in_flight != Some(0)),
+        );
         positive(
             "rate_limit",
             self.rate_limit

@@ -97,7 +97,7 @@ pub(crate) async fn peek_message(
                         buf.extend_from_slice(&data);
                     }
                 }
-                Some(Err(_)) => return Err(Status::cancelled("the request stream failed")),
+                Some(Err(status)) => return Err(status),
                 None => {
                     ended = true;
                     return Ok(());

@@ -172,3 +172,141 @@ mod tests {
         assert_eq!(err.code(), tonic::Code::DeadlineExceeded);
     }
 }
+
+/// Limits of one method, beyond the server-wide ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MethodLimit {
+    /// Largest request message (each message of a client stream), bytes.
+    pub max_request_bytes: usize,
+    /// Most calls of this method handled at once; more wait (before taking a server-wide
+    /// slot). `None`: only the server-wide limit.
+    pub max_in_flight: Option<usize>,
+}
+
+/// A request body that fails with `RESOURCE_EXHAUSTED` as soon as a gRPC message header
+/// announces more than `max` bytes, before the message is buffered.
+pub(crate) struct FrameLimit {
+    inner: Body,
+    max: usize,
+    /// Header bytes seen of the current frame (0..5), and the header itself.
+    header: [u8; 5],
+    header_len: usize,
+    /// Payload bytes of the current frame still to come.
+    remaining: usize,
+}
+
+impl FrameLimit {
+    pub(crate) fn new(inner: Body, max: usize) -> Self {
+        Self {
+            inner,
+            max,
+            header: [0; 5],
+            header_len: 0,
+            remaining: 0,
+        }
+    }
+
+    /// Walks `data` through the frame headers; the declared length of a frame over the limit.
+    fn scan(&mut self, mut data: &[u8]) -> Option<usize> {
+        while !data.is_empty() {
+            if self.remaining > 0 {
+                let n = self.remaining.min(data.len());
+                self.remaining -= n;
+                data = &data[n..];
+                continue;
+            }
+            let n = (5 - self.header_len).min(data.len());
+            self.header[self.header_len..self.header_len + n].copy_from_slice(&data[..n]);
+            self.header_len += n;
+            data = &data[n..];
+            if self.header_len == 5 {
+                let h = self.header;
+                let len = u32::from_be_bytes([h[1], h[2], h[3], h[4]]) as usize;
+                if len > self.max {
+                    return Some(len);
+                }
+                self.remaining = len;
+                self.header_len = 0;
+            }
+        }
+        None
+    }
+}
+
+impl HttpBody for FrameLimit {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let data = data.clone();
+                    if let Some(len) = self.scan(&data) {
+                        return Poll::Ready(Some(Err(Status::resource_exhausted(format!(
+                            "a request message of {len} bytes is over this method's {}-byte limit",
+                            self.max
+                        )))));
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod frame_tests {
+    use super::*;
+    use http_body_util::BodyExt as _;
+
+    fn body(chunks: Vec<Vec<u8>>) -> Body {
+        Body::new(http_body_util::StreamBody::new(futures::stream::iter(
+            chunks
+                .into_iter()
+                .map(|c| Ok::<_, Status>(Frame::data(Bytes::from(c)))),
+        )))
+    }
+
+    fn frame(len: u32) -> Vec<u8> {
+        let mut f = vec![0];
+        f.extend_from_slice(&len.to_be_bytes());
+        f.extend(std::iter::repeat_n(7u8, len as usize));
+        f
+    }
+
+    #[tokio::test]
+    async fn messages_within_the_limit_pass_unchanged_however_they_are_split() {
+        let mut all = frame(10);
+        all.extend(frame(0));
+        all.extend(frame(10));
+        // Split at every awkward place: one byte per chunk.
+        let chunks: Vec<Vec<u8>> = all.iter().map(|b| vec![*b]).collect();
+        let out = FrameLimit::new(body(chunks), 10).collect().await.unwrap();
+        assert_eq!(out.to_bytes().to_vec(), all);
+    }
+
+    #[tokio::test]
+    async fn a_message_over_the_limit_fails_at_its_header() {
+        let mut all = frame(3);
+        all.extend_from_slice(&[0, 0, 0x10, 0, 0]); // announces 1 MiB, sends nothing more
+        let err = FrameLimit::new(body(vec![all]), 1024)
+            .collect()
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::ResourceExhausted);
+        assert!(err.message().contains("1048576 bytes"), "{err:?}");
+    }
+}

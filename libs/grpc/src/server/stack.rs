@@ -1,7 +1,7 @@
 //! The one tower middleware every request goes through: request id, a tracing span joined to
 //! the caller's trace, the concurrency limit, the unary timeout and status recording.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -16,8 +16,9 @@ use tower_layer::Layer;
 use tower_service::Service;
 use tracing::Instrument as _;
 
+use super::ServerConfig;
 use super::gate::{Gate, GateCall, filter_response, peek_message};
-use super::limits::{IdleBody, RateLimit, RateLimiter, remote_ip};
+use super::limits::{FrameLimit, IdleBody, RateLimiter, remote_ip};
 use super::observe::{ObservedBody, Recorder, client_decode_error_is_invalid_argument, status_in};
 use crate::context::{ACTOR_HEADER, REQUEST_ID_HEADER, RequestId, is_valid_request_id};
 
@@ -32,6 +33,9 @@ struct Shared {
     max_message_bytes: usize,
     limiter: Option<Arc<RateLimiter>>,
     stream_idle_timeout: Duration,
+    default_request_bytes: usize,
+    /// Per method: its request size limit and, if it has one, its own concurrency permits.
+    methods: HashMap<String, (usize, Option<Arc<Semaphore>>)>,
 }
 
 /// Builds [`RpcService`]s sharing one timeout, one set of streaming paths and one semaphore.
@@ -42,26 +46,40 @@ pub(crate) struct RpcLayer {
 
 impl RpcLayer {
     pub(crate) fn new(
-        request_timeout: Duration,
-        concurrency_limit: usize,
+        cfg: &ServerConfig,
         streaming: HashSet<String>,
         gate: Option<Arc<dyn Gate>>,
-        max_message_bytes: usize,
-        rate_limit: Option<RateLimit>,
-        stream_idle_timeout: Duration,
     ) -> Self {
-        let limit = concurrency_limit.clamp(1, Semaphore::MAX_PERMITS);
+        let max_message_bytes = cfg.max_message_bytes;
+        let limit = cfg.concurrency_limit.clamp(1, Semaphore::MAX_PERMITS);
         let permits = Arc::new(Semaphore::new(limit));
         crate::metrics::global().set_concurrency(permits.clone(), limit);
         Self {
             shared: Arc::new(Shared {
-                request_timeout,
+                request_timeout: cfg.request_timeout,
                 streaming,
                 permits,
                 gate,
                 max_message_bytes,
-                limiter: rate_limit.map(|l| Arc::new(RateLimiter::new(l))),
-                stream_idle_timeout,
+                limiter: cfg.rate_limit.map(|l| Arc::new(RateLimiter::new(l))),
+                stream_idle_timeout: cfg.stream_idle_timeout,
+                default_request_bytes: cfg
+                    .default_request_bytes
+                    .unwrap_or(max_message_bytes)
+                    .min(max_message_bytes),
+                methods: cfg
+                    .method_limits
+                    .iter()
+                    .map(|(path, l)| {
+                        let permits = l
+                            .max_in_flight
+                            .map(|n| Arc::new(Semaphore::new(n.clamp(1, Semaphore::MAX_PERMITS))));
+                        (
+                            path.clone(),
+                            (l.max_request_bytes.min(max_message_bytes), permits),
+                        )
+                    })
+                    .collect(),
             }),
         }
     }
@@ -159,6 +177,13 @@ where
         } else {
             self.shared.limiter.clone()
         };
+        let (request_bytes, method_permits) = match self.shared.methods.get(&path) {
+            Some((bytes, permits)) => (*bytes, permits.clone()),
+            None => (self.shared.default_request_bytes, None),
+        };
+        if request_bytes < max_message_bytes && !health {
+            req = req.map(|b| Body::new(FrameLimit::new(b, request_bytes)));
+        }
         // Streams end when the client goes silent (unary calls have the timeout).
         let idle = self
             .shared
@@ -199,6 +224,14 @@ where
                         return Ok(rate_limited(wait).into_http());
                     }
                 }
+                // A method's own slots first, so waiting for one holds no server-wide slot.
+                let _method_permit = match method_permits {
+                    Some(permits) => match permits.acquire_owned().await {
+                        Ok(permit) => Some(permit),
+                        Err(_) => return Ok(Status::unavailable("shutting down").into_http()),
+                    },
+                    None => None,
+                };
                 let _permit = match permits {
                     // Never closed, so acquiring only waits for a free slot.
                     Some(permits) => match permits.acquire_owned().await {
@@ -208,7 +241,7 @@ where
                     None => None,
                 };
                 if let (Some(gate), true) = (&gate, need_message) {
-                    let wait = (max_message_bytes, first_message_wait);
+                    let wait = (request_bytes, first_message_wait);
                     match admit(&**gate, &mut req, Some(wait)).await {
                         Ok(a) => filter = a.filter,
                         Err(status) => return Ok(status.into_http()),
