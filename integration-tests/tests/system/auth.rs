@@ -61,6 +61,35 @@ fn audit(s: &Server, key: Option<&str>) -> AuditServiceClient<Ch> {
     AuditServiceClient::with_interceptor(s.channel(), Key(key.map(str::to_owned)))
 }
 
+/// Uploads `model/model.bin` to `run`.
+async fn upload_model<T>(c: &mut TrackingServiceClient<T>, run: &str)
+where
+    T: tonic::client::GrpcService<tonic::body::Body>,
+    T::Error: Into<tonic::codegen::StdError>,
+    T::ResponseBody: tonic::codegen::Body<Data = bytes::Bytes> + Send + 'static,
+    <T::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError> + Send,
+{
+    let parts = vec![
+        pb::UploadArtifactRequest {
+            part: Some(pb::upload_artifact_request::Part::Header(
+                pb::ArtifactHeader {
+                    run: run.into(),
+                    path: "model/model.bin".into(),
+                    ..Default::default()
+                },
+            )),
+        },
+        pb::UploadArtifactRequest {
+            part: Some(pb::upload_artifact_request::Part::Chunk(
+                bytes::Bytes::from_static(b"weights"),
+            )),
+        },
+    ];
+    c.upload_artifact(tokio_stream::iter(parts))
+        .await
+        .expect("upload model/model.bin");
+}
+
 /// `steward keys create ...` against the database of `data_dir` (and `env`); the printed key.
 async fn bootstrap_key(data_dir: &Path, env: &[(&str, String)], args: &[&str]) -> String {
     let mut cmd = command(binaries::path(binaries::STEWARD));
@@ -328,6 +357,49 @@ async fn keys_and_roles(env: Vec<(&'static str, String)>) {
         Code::PermissionDenied,
     );
 
+    // A model version is made from a run the caller must be able to read: bob may write to m1
+    // but not use e2's run; from e1's run it works (the registry reads the run with the
+    // process's own credentials, which a required-auth server accepts only from itself).
+    for r in [&run.name, &e2_run] {
+        upload_model(&mut t_admin, r).await;
+    }
+    registry(&server, admin)
+        .create_registered_model(rpb::CreateRegisteredModelRequest {
+            registered_model: Some(rpb::RegisteredModel {
+                name: "registeredModels/m1".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    let from_run = |r: String| {
+        let mut c = registry(&server, Some(&bob));
+        async move {
+            c.create_model_version(rpb::CreateModelVersionRequest {
+                parent: "registeredModels/m1".into(),
+                model_version: Some(rpb::ModelVersion {
+                    source_run: r,
+                    artifact_path: "model".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .map(|v| v.into_inner())
+        }
+    };
+    let denied = code(
+        "bob registers e2's run",
+        from_run(e2_run.clone()).await,
+        Code::PermissionDenied,
+    );
+    assert!(denied.message().contains("experiments/"), "{denied:?}");
+    let v = from_run(run.name.clone())
+        .await
+        .expect("bob registers his own run");
+    assert_eq!(v.creator, "bob", "{v:?}");
+
     // carol: global viewer.
     let mut t_carol = tracking(&server, Some(&carol));
     let mut both = vec![e1.clone(), e2.clone()];
@@ -346,8 +418,8 @@ async fn keys_and_roles(env: Vec<(&'static str, String)>) {
         Code::PermissionDenied,
     );
 
-    // Approval needs the reviewer role: bob (editor of m1) is refused before the version is
-    // looked up; rita (reviewer of m1) gets through to the registry, which has no such version.
+    // Approval needs the reviewer role: bob (editor of m1, creator of version 1) is refused;
+    // rita (reviewer of m1) approves it.
     let review = |key: &str| {
         let mut c = registry(&server, Some(key));
         async move {
@@ -361,7 +433,9 @@ async fn keys_and_roles(env: Vec<(&'static str, String)>) {
         }
     };
     code("bob approves", review(&bob).await, Code::PermissionDenied);
-    code("rita approves", review(&rita).await, Code::NotFound);
+    review(&rita)
+        .await
+        .expect("a reviewer who did not create the version approves it");
 
     // Bad grants and keys name the field and store nothing.
     let before = a
@@ -688,25 +762,7 @@ async fn tls_and_mutual_tls() {
         .await
         .unwrap()
         .into_inner();
-    let parts = vec![
-        pb::UploadArtifactRequest {
-            part: Some(pb::upload_artifact_request::Part::Header(
-                pb::ArtifactHeader {
-                    run: run.name.clone(),
-                    path: "model/model.bin".into(),
-                    ..Default::default()
-                },
-            )),
-        },
-        pb::UploadArtifactRequest {
-            part: Some(pb::upload_artifact_request::Part::Chunk(
-                bytes::Bytes::from_static(b"weights"),
-            )),
-        },
-    ];
-    t.upload_artifact(tokio_stream::iter(parts))
-        .await
-        .expect("upload over mTLS");
+    upload_model(&mut t, &run.name).await;
     let mut r = RegistryServiceClient::new(channel);
     r.create_registered_model(rpb::CreateRegisteredModelRequest {
         registered_model: Some(rpb::RegisteredModel {
@@ -802,23 +858,7 @@ async fn services_call_each_other_with_their_own_keys() {
         .unwrap()
         .name;
     let run = create_run(&mut t, &exp).await.unwrap().name;
-    let parts = vec![
-        pb::UploadArtifactRequest {
-            part: Some(pb::upload_artifact_request::Part::Header(
-                pb::ArtifactHeader {
-                    run: run.clone(),
-                    path: "model/model.bin".into(),
-                    ..Default::default()
-                },
-            )),
-        },
-        pb::UploadArtifactRequest {
-            part: Some(pb::upload_artifact_request::Part::Chunk(
-                bytes::Bytes::from_static(b"w"),
-            )),
-        },
-    ];
-    t.upload_artifact(tokio_stream::iter(parts)).await.unwrap();
+    upload_model(&mut t, &run).await;
     registry(&reg, Some(&admin))
         .create_registered_model(rpb::CreateRegisteredModelRequest {
             registered_model: Some(rpb::RegisteredModel {

@@ -126,19 +126,7 @@ impl AuthAdmin {
                     creator: ctx.actor.clone(),
                     create_time: now,
                 };
-                let before = store::grant(&*tx, &g.principal, "*").await?;
-                store::upsert_grant(&tx, &g).await?;
-                audit(
-                    &tx,
-                    service,
-                    ctx,
-                    "auth.grants.create",
-                    grant_name(&g),
-                    request_id,
-                    before.as_ref(),
-                    Some(&g),
-                )
-                .await?;
+                put_grant(&tx, service, ctx, &g, request_id).await?;
             }
             remember(&tx, idem.as_ref(), &row).await?;
             Ok(CreatedKey {
@@ -243,19 +231,7 @@ impl AuthAdmin {
             if let Some(g) = replay::<GrantRow>(&tx, idem.as_ref()).await? {
                 return Ok(g);
             }
-            let before = store::grant(&*tx, &g.principal, &g.resource).await?;
-            store::upsert_grant(&tx, &g).await?;
-            audit(
-                &tx,
-                service,
-                ctx,
-                "auth.grants.create",
-                grant_name(&g),
-                request_id,
-                before.as_ref(),
-                Some(&g),
-            )
-            .await?;
+            put_grant(&tx, service, ctx, &g, request_id).await?;
             remember(&tx, idem.as_ref(), &g).await?;
             Ok(g.clone())
         })
@@ -307,6 +283,29 @@ impl AuthAdmin {
             Ok(())
         })
     }
+}
+
+/// Stores `g` (replacing the principal's role on its resource) with its audit record, in `tx`.
+async fn put_grant(
+    tx: &steward_storage::WriteTx,
+    service: &'static str,
+    ctx: &Ctx,
+    g: &GrantRow,
+    request_id: &str,
+) -> Result<(), Error> {
+    let before = store::grant(&**tx, &g.principal, &g.resource).await?;
+    store::upsert_grant(tx, g).await?;
+    audit(
+        tx,
+        service,
+        ctx,
+        "auth.grants.create",
+        grant_name(g),
+        request_id,
+        before.as_ref(),
+        Some(g),
+    )
+    .await
 }
 
 /// The audit resource of a grant: `grants/{principal}/{resource}`.

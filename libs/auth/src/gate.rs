@@ -150,6 +150,7 @@ impl AuthGate {
                 Ok(Some(Principal {
                     name: l.key.principal.clone(),
                     key: format!("apiKeys/{}", l.key.id),
+                    service: l.key.kind == 2,
                     grants: l
                         .grants
                         .iter()
@@ -219,21 +220,17 @@ impl AuthGate {
         };
         match rule.on {
             On::Global => {
-                if p.may(rule.action, None) {
-                    Ok(None)
-                } else {
-                    Err(need(None))
+                if !p.may(rule.action, None) {
+                    return Err(need(None));
                 }
+                if !rule.reads.is_empty() {
+                    let msg = self.decode(path, message)?;
+                    self.check_reads(rule, p, msg.as_ref())?;
+                }
+                Ok(None)
             }
             On::Fields(collection, fields) => {
-                let msg = match (self.input(path), message) {
-                    (Some(desc), Some(bytes)) => {
-                        Some(DynamicMessage::decode(desc, bytes).map_err(|_| {
-                            Status::invalid_argument("the request message does not parse")
-                        })?)
-                    }
-                    _ => None,
-                };
+                let msg = self.decode(path, message)?;
                 for field in fields {
                     let value = msg
                         .as_ref()
@@ -244,6 +241,7 @@ impl AuthGate {
                         return Err(need(scope.as_deref()));
                     }
                 }
+                self.check_reads(rule, p, msg.as_ref())?;
                 Ok(None)
             }
             On::List(items) => {
@@ -262,6 +260,43 @@ impl AuthGate {
     }
 }
 
+impl AuthGate {
+    fn decode(&self, path: &str, message: Option<&[u8]>) -> Result<Option<DynamicMessage>, Status> {
+        match (self.input(path), message) {
+            (Some(desc), Some(bytes)) => DynamicMessage::decode(desc, bytes)
+                .map(Some)
+                .map_err(|_| Status::invalid_argument("the request message does not parse")),
+            _ => Ok(None),
+        }
+    }
+
+    /// Every resource named in `rule.reads` must be readable (empty values name nothing).
+    fn check_reads(
+        &self,
+        rule: Rule,
+        p: &Principal,
+        msg: Option<&DynamicMessage>,
+    ) -> Result<(), Status> {
+        let Some(msg) = msg else { return Ok(()) };
+        for (collection, field) in rule.reads {
+            for value in strings_at(msg, field) {
+                if value.is_empty() {
+                    continue;
+                }
+                let scope = scope_of(&value, collection);
+                if !p.may(Action::Read, scope.as_deref()) {
+                    return Err(denied(format!(
+                        "{} may not read {}, which {field} names",
+                        p.name,
+                        scope.as_deref().unwrap_or("this")
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 fn verb(a: Action) -> &'static str {
     match a {
         Action::Authenticated | Action::Read => "read",
@@ -269,6 +304,33 @@ fn verb(a: Action) -> &'static str {
         Action::Review => "review versions of",
         Action::Admin => "administer",
     }
+}
+
+/// Every string at dotted `path` in `m`, repeated fields on the way counting each element.
+fn strings_at(m: &DynamicMessage, path: &str) -> Vec<String> {
+    let Some((step, rest)) = path
+        .split_once('.')
+        .map_or(Some((path, None)), |(a, b)| Some((a, Some(b))))
+    else {
+        return Vec::new();
+    };
+    let Some(field) = m.descriptor().get_field_by_name(step) else {
+        return Vec::new();
+    };
+    let value = m.get_field(&field);
+    let items: Vec<&Value> = match value.as_list() {
+        Some(list) => list.iter().collect(),
+        None => vec![&*value],
+    };
+    let mut out = Vec::new();
+    for item in items {
+        match (rest, item) {
+            (None, Value::String(s)) => out.push(s.clone()),
+            (Some(rest), Value::Message(next)) => out.extend(strings_at(next, rest)),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// The string at dotted `path` in `m` (empty when a step is missing or not a message/string).
@@ -331,13 +393,17 @@ impl Gate for AuthGate {
             let Some(p) = self.principal(call.headers).await? else {
                 return Ok(Admission::default());
             };
-            // A resource rule needs the request, unless a global grant decides already.
-            if matches!(rule.on, On::Fields(..)) && !call.with_message && !p.may(rule.action, None)
-            {
+            // A resource rule needs the request, unless global grants decide already.
+            let decided =
+                p.may(rule.action, None) && (rule.reads.is_empty() || p.may(Action::Read, None));
+            let resource = matches!(rule.on, On::Fields(..)) || !rule.reads.is_empty();
+            let unlimited = p.service;
+            if resource && !decided && !call.with_message {
                 return Ok(Admission {
                     actor: Some(p.name),
-                    filter: None,
                     need_message: true,
+                    unlimited,
+                    ..Admission::default()
                 });
             }
             let filter = self.check(call.path, rule, &p, call.message)?;
@@ -345,6 +411,7 @@ impl Gate for AuthGate {
                 actor: Some(p.name),
                 filter,
                 need_message: false,
+                unlimited,
             })
         })
     }
@@ -471,6 +538,31 @@ mod tests {
     }
 
     #[test]
+    fn repeated_fields_on_a_path_count_each_element() {
+        let pool = pool();
+        let desc = pool
+            .get_message_by_name("steward.deployment.v1.ApplyRevisionRequest")
+            .unwrap();
+        let req = steward_proto::deployment::ApplyRevisionRequest {
+            variants: ["registeredModels/a/versions/1", "registeredModels/b@x"]
+                .iter()
+                .map(|v| steward_proto::deployment::Variant {
+                    model_version: (*v).into(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let m = DynamicMessage::decode(desc, &prost::Message::encode_to_vec(&req)[..]).unwrap();
+        assert_eq!(
+            strings_at(&m, "variants.model_version"),
+            ["registeredModels/a/versions/1", "registeredModels/b@x"]
+        );
+        assert_eq!(strings_at(&m, "shadow.model_version"), [""]);
+        assert!(strings_at(&m, "nope.model_version").is_empty());
+    }
+
+    #[test]
     fn list_responses_keep_only_readable_items() {
         use crate::role::Role;
         let pool = pool();
@@ -491,6 +583,7 @@ mod tests {
         let p = Principal {
             name: "bob".into(),
             key: String::new(),
+            service: false,
             grants: HashMap::from([("experiments/e1".to_owned(), Role::Viewer)]),
         };
         let bytes = Bytes::from(prost::Message::encode_to_vec(&resp));

@@ -86,6 +86,9 @@ pub fn check_principal(p: &str, field: &str) -> Result<(), Error> {
             "must not contain whitespace or control characters",
         ));
     }
+    if [crate::principal::INTERNAL, "anonymous"].contains(&p) {
+        return Err(Error::invalid_field(field, format!("{p:?} is reserved")));
+    }
     Ok(())
 }
 
@@ -127,7 +130,14 @@ mod tests {
     fn principals_are_checked() {
         check_principal("alice@example.com", "principal").unwrap();
         check_principal("svc:deployment", "principal").unwrap();
-        for bad in ["", "a b", "a\u{0}", &"x".repeat(257)] {
+        for bad in [
+            "",
+            "a b",
+            "a\u{0}",
+            &"x".repeat(257),
+            "anonymous",
+            "steward-internal",
+        ] {
             let err = check_principal(bad, "principal").unwrap_err();
             assert_eq!(err.violations[0].field, "principal");
         }

@@ -4,6 +4,9 @@ use std::collections::HashMap;
 
 use crate::role::{Action, Role};
 
+/// The principal of a `steward up` process's own services calling each other.
+pub const INTERNAL: &str = "steward-internal";
+
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -11,6 +14,9 @@ pub struct Principal {
     pub name: String,
     /// The key used (`apiKeys/{id}`), empty for the process's own services.
     pub key: String,
+    /// A service calling another (a service key, or the process's own services): exempt from
+    /// rate limits.
+    pub service: bool,
     /// Role per resource (`*` = global).
     pub grants: HashMap<String, Role>,
 }
@@ -31,8 +37,9 @@ impl Principal {
     /// The services of one `steward up` process calling each other: read-only everywhere.
     pub fn internal() -> Self {
         Self {
-            name: "steward-internal".into(),
+            name: INTERNAL.into(),
             key: String::new(),
+            service: true,
             grants: HashMap::from([("*".to_owned(), Role::Viewer)]),
         }
     }
@@ -46,6 +53,7 @@ mod tests {
         Principal {
             name: "p".into(),
             key: String::new(),
+            service: false,
             grants: grants.iter().map(|(s, r)| (s.to_string(), *r)).collect(),
         }
     }

@@ -36,10 +36,26 @@ pub struct Rule {
     pub action: Action,
     /// On what.
     pub on: On,
+    /// Other resources the request names that the caller must also be able to read, as
+    /// (collection, dotted field path; repeated fields on the path count each element): a
+    /// model version made from a run, a rollout or revision of a version. Without it the
+    /// service, reading them with its own rights, would act on the caller's behalf beyond
+    /// their grants.
+    pub reads: &'static [(&'static str, &'static str)],
 }
 
 const fn r(action: Action, on: On) -> Rule {
-    Rule { action, on }
+    Rule {
+        action,
+        on,
+        reads: &[],
+    }
+}
+
+impl Rule {
+    const fn reading(self, reads: &'static [(&'static str, &'static str)]) -> Rule {
+        Rule { reads, ..self }
+    }
 }
 
 const AUTH: Rule = r(Action::Authenticated, On::Global);
@@ -208,7 +224,7 @@ pub const RULES: &[(&str, Rule)] = &[
     ),
     (
         "/steward.registry.v1.RegistryService/CreateModelVersion",
-        model(Write, &["parent"]),
+        model(Write, &["parent"]).reading(&[("experiments", "model_version.source_run")]),
     ),
     (
         "/steward.registry.v1.RegistryService/GetModelVersion",
@@ -305,7 +321,10 @@ pub const RULES: &[(&str, Rule)] = &[
     ),
     (
         "/steward.deployment.v1.DeploymentService/ApplyRevision",
-        dep(Write, &["deployment"]),
+        dep(Write, &["deployment"]).reading(&[
+            ("registeredModels", "variants.model_version"),
+            ("registeredModels", "shadow.model_version"),
+        ]),
     ),
     (
         "/steward.deployment.v1.DeploymentService/ListRevisions",
@@ -321,7 +340,7 @@ pub const RULES: &[(&str, Rule)] = &[
     ),
     (
         "/steward.deployment.v1.DeploymentService/StartRollout",
-        dep(Write, &["deployment"]),
+        dep(Write, &["deployment"]).reading(&[("registeredModels", "model_version")]),
     ),
     (
         "/steward.deployment.v1.DeploymentService/GetRollout",

@@ -452,6 +452,7 @@ impl steward_grpc::Gate for TestGate {
                 actor: Some("gate-actor".into()),
                 filter: call.with_message.then_some(filter),
                 need_message: !call.with_message,
+                unlimited: false,
             })
         })
     }

@@ -48,6 +48,8 @@ pub struct Admission {
     /// stack reads it (once the call holds a concurrency slot, so only admitted callers make
     /// the server buffer anything) and asks again with it.
     pub need_message: bool,
+    /// Exempt from rate limits (services calling each other).
+    pub unlimited: bool,
 }
 
 impl std::fmt::Debug for Admission {
@@ -56,6 +58,7 @@ impl std::fmt::Debug for Admission {
             .field("actor", &self.actor)
             .field("filter", &self.filter.is_some())
             .field("need_message", &self.need_message)
+            .field("unlimited", &self.unlimited)
             .finish()
     }
 }

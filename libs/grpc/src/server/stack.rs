@@ -205,15 +205,17 @@ where
                 let mut filter = None;
                 let mut need_message = false;
                 let mut principal = None;
+                let mut unlimited = false;
                 if let Some(gate) = &gate {
                     match admit(&**gate, &mut req, None).await {
                         Ok(a) => {
-                            (filter, need_message, principal) = (a.filter, a.need_message, a.actor)
+                            (filter, need_message, principal, unlimited) =
+                                (a.filter, a.need_message, a.actor, a.unlimited)
                         }
                         Err(status) => return Ok(status.into_http()),
                     }
                 }
-                if let Some(limiter) = &limiter {
+                if let (Some(limiter), false) = (&limiter, unlimited) {
                     // The authenticated principal, else the client's address (never a name
                     // the client chose).
                     let who = principal
