@@ -163,3 +163,94 @@ fn the_metrics_endpoint_is_off_unless_given_an_address() {
     .unwrap_err();
     assert_eq!(e.key, "metrics_listen", "{e}");
 }
+
+#[test]
+fn auth_is_open_only_on_loopback_unless_set() {
+    let load =
+        |pairs: &[(&str, &str)]| Config::load(None, &env(pairs), &Overrides::default()).unwrap();
+    assert!(
+        load(&[]).auth_open(),
+        "steward up's default address is loopback"
+    );
+    assert!(load(&[("STEWARD_LISTEN", "[::1]:50051")]).auth_open());
+    assert!(!load(&[("STEWARD_LISTEN", "0.0.0.0:50051")]).auth_open());
+    assert!(!load(&[("STEWARD_LISTEN", "10.0.0.5:50051")]).auth_open());
+    assert!(!load(&[("STEWARD_AUTH", "required")]).auth_open());
+    assert!(
+        load(&[
+            ("STEWARD_LISTEN", "0.0.0.0:1"),
+            ("STEWARD_AUTH", "Disabled")
+        ])
+        .auth_open()
+    );
+    let err = Config::load(
+        None,
+        &env(&[("STEWARD_AUTH", "maybe")]),
+        &Overrides::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err.key, "auth");
+}
+
+#[test]
+fn tls_and_limit_settings_are_checked() {
+    let bad = |pairs: &[(&str, &str)]| {
+        Config::load(None, &env(pairs), &Overrides::default())
+            .unwrap_err()
+            .key
+    };
+    assert_eq!(bad(&[("STEWARD_TLS_CERT", "c.pem")]), "tls_cert");
+    assert_eq!(bad(&[("STEWARD_TLS_KEY", "k.pem")]), "tls_cert");
+    assert_eq!(bad(&[("STEWARD_TLS_CLIENT_CA", "ca.pem")]), "tls_client_ca");
+    assert_eq!(
+        bad(&[("STEWARD_RATE_LIMIT_PER_S", "-1")]),
+        "rate_limit_per_s"
+    );
+    assert_eq!(
+        bad(&[("STEWARD_RATE_LIMIT_PER_S", "NaN")]),
+        "rate_limit_per_s"
+    );
+    assert_eq!(
+        bad(&[
+            ("STEWARD_RATE_LIMIT_PER_S", "5"),
+            ("STEWARD_RATE_LIMIT_BURST", "0")
+        ]),
+        "rate_limit_burst"
+    );
+    assert_eq!(
+        bad(&[("STEWARD_STREAM_IDLE_TIMEOUT_MS", "5")]),
+        "stream_idle_timeout_ms"
+    );
+    assert_eq!(
+        bad(&[("STEWARD_CONCURRENCY_LIMIT_PER_CONNECTION", "0")]),
+        "concurrency_limit_per_connection"
+    );
+    let c = Config::load(
+        None,
+        &env(&[
+            ("STEWARD_RATE_LIMIT_PER_S", "2.5"),
+            ("STEWARD_SERVICE_TOKEN", "  stw_x  "),
+            ("STEWARD_TLS_CERT", "c.pem"),
+            ("STEWARD_TLS_KEY", "k.pem"),
+            ("STEWARD_TLS_CLIENT_CA", "ca.pem"),
+        ]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        c.rate_limit_burst, 5,
+        "the burst defaults to twice the rate"
+    );
+    assert_eq!(
+        c.service_token.as_ref().map(|s| s.0.as_str()),
+        Some("stw_x")
+    );
+    assert_eq!(format!("{:?}", c.service_token), "Some(<redacted>)");
+    let empty = Config::load(
+        None,
+        &env(&[("STEWARD_SERVICE_TOKEN", "")]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert!(empty.service_token.is_none(), "an empty token is no token");
+}

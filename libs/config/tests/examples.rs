@@ -96,6 +96,11 @@ fn example_toml_files_load() {
     assert!(!distributed.is_sqlite());
     assert!(distributed.redis_url.is_some() && distributed.s3.is_some());
     assert!(distributed.no_migrate);
+    assert!(
+        !distributed.auth_open(),
+        "the distributed example requires keys"
+    );
+    assert!(distributed.rate_limit_per_s > 0.0);
     let embedded = Config::load(
         Some(&dir.join("steward-up.toml")),
         &HashMap::new(),
@@ -103,6 +108,8 @@ fn example_toml_files_load() {
     )
     .unwrap();
     assert!(embedded.is_sqlite() && embedded.redis_url.is_none() && embedded.s3.is_none());
+    assert!(embedded.auth_open(), "steward up on loopback runs open");
+    assert_eq!(embedded.rate_limit_per_s, 0.0);
 }
 
 #[test]
