@@ -30,13 +30,21 @@ pub struct NewKeyRequest {
 
 /// A created key; `secret` is empty when this is the replay of a retried request (the secret
 /// is never stored, so it cannot be shown twice).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct CreatedKey {
     /// The stored key.
     pub key: KeyRow,
     /// `stw_{id}_{secret}`, or empty on replay.
     #[serde(skip)]
     pub secret: String,
+}
+
+impl std::fmt::Debug for CreatedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedKey")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Key and grant management over the shared tables, audited on `service`'s chain.

@@ -28,8 +28,10 @@ use crate::store::{self, GrantRow, KeyRow};
 
 /// How long a key and its grants are trusted before they are read again.
 pub const CACHE_TTL: Duration = Duration::from_secs(5);
-/// Most cached keys (the cache is emptied when full, so garbage keys cannot grow it).
+/// Most cached keys, and most remembered unknown ids (each map is emptied when full).
 const CACHE_MAX: usize = 10_000;
+/// Key lookups in the database at once.
+const LOOKUPS: usize = 8;
 
 /// Whether calls without a key are let in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +51,11 @@ struct Loaded {
 
 type CacheEntry = (Instant, Option<Arc<Loaded>>);
 
+/// Byte strings equal, compared in constant time (for equal lengths).
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// See the module docs.
 pub struct AuthGate {
     mode: AuthMode,
@@ -57,6 +64,10 @@ pub struct AuthGate {
     pool: DescriptorPool,
     rules: HashMap<&'static str, Rule>,
     cache: Mutex<HashMap<String, CacheEntry>>,
+    /// Ids looked up and not found, apart, so that garbage keys cannot evict real ones.
+    misses: Mutex<HashMap<String, Instant>>,
+    /// Database lookups of keys at once (a flood of unknown keys waits here).
+    lookups: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for AuthGate {
@@ -96,6 +107,8 @@ impl AuthGate {
             pool,
             rules: RULES.iter().copied().collect(),
             cache: Mutex::new(HashMap::new()),
+            misses: Mutex::new(HashMap::new()),
+            lookups: tokio::sync::Semaphore::new(LOOKUPS),
         })
     }
 
@@ -116,7 +129,7 @@ impl AuthGate {
         if self.accept_internal
             && headers
                 .get(INTERNAL_HEADER)
-                .is_some_and(|v| v.as_bytes() == internal_token().as_bytes())
+                .is_some_and(|v| same_secret(v.as_bytes(), internal_token().as_bytes()))
         {
             return Ok(Some(Principal::internal()));
         }
@@ -166,16 +179,31 @@ impl AuthGate {
     }
 
     async fn load(&self, id: &str) -> Result<Option<Arc<Loaded>>, Error> {
+        let fresh = |at: &Instant| at.elapsed() < CACHE_TTL;
         let cached = self
             .cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(id)
-            .filter(|(at, _)| at.elapsed() < CACHE_TTL)
+            .filter(|(at, _)| fresh(at))
             .map(|(_, hit)| hit.clone());
         if let Some(hit) = cached {
             return Ok(hit);
         }
+        let missed = self
+            .misses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .is_some_and(fresh);
+        if missed {
+            return Ok(None);
+        }
+        let _slot = self
+            .lookups
+            .acquire()
+            .await
+            .map_err(|_| Error::unavailable("SHUTTING_DOWN", "shutting down"))?;
         let loaded = match store::key(self.db.conn(), id).await? {
             Some(key) => {
                 let grants = store::grants(self.db.conn(), Some(&key.principal)).await?;
@@ -183,11 +211,25 @@ impl AuthGate {
             }
             None => None,
         };
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= CACHE_MAX {
-            cache.clear();
+        match &loaded {
+            Some(l) => {
+                let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+                if cache.len() >= CACHE_MAX {
+                    cache.retain(|_, (at, _)| fresh(at));
+                    if cache.len() >= CACHE_MAX {
+                        cache.clear();
+                    }
+                }
+                cache.insert(id.to_owned(), (Instant::now(), Some(l.clone())));
+            }
+            None => {
+                let mut misses = self.misses.lock().unwrap_or_else(|e| e.into_inner());
+                if misses.len() >= CACHE_MAX {
+                    misses.clear();
+                }
+                misses.insert(id.to_owned(), Instant::now());
+            }
         }
-        cache.insert(id.to_owned(), (Instant::now(), loaded.clone()));
         Ok(loaded)
     }
 

@@ -13,8 +13,8 @@ pub const PREFIX: &str = "stw_";
 /// Longest accepted principal, in characters.
 pub const MAX_PRINCIPAL_LEN: usize = 256;
 
-/// A freshly made key.
-#[derive(Debug, Clone)]
+/// A freshly made key (its `Debug` shows the id only).
+#[derive(Clone)]
 pub struct NewKey {
     /// Public id.
     pub id: String,
@@ -22,6 +22,14 @@ pub struct NewKey {
     pub secret: String,
     /// SHA-256 of the secret part, hex.
     pub secret_hash: String,
+}
+
+impl std::fmt::Debug for NewKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Makes a new random key.

@@ -10,8 +10,9 @@ use steward_storage::{WriteTx, db_err};
 
 use crate::role::Role;
 
-/// A stored key (the secret's hash is never serialized, so audit records do not hold it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A stored key (the secret's hash is never serialized or shown by `Debug`, so audit records
+/// and logs do not hold it).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRow {
     /// Public id.
     pub id: String,
@@ -32,6 +33,21 @@ pub struct KeyRow {
     pub expire_time: Option<i64>,
     /// When it was revoked, if it was.
     pub revoke_time: Option<i64>,
+}
+
+impl std::fmt::Debug for KeyRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRow")
+            .field("id", &self.id)
+            .field("principal", &self.principal)
+            .field("kind", &self.kind)
+            .field("description", &self.description)
+            .field("creator", &self.creator)
+            .field("create_time", &self.create_time)
+            .field("expire_time", &self.expire_time)
+            .field("revoke_time", &self.revoke_time)
+            .finish_non_exhaustive()
+    }
 }
 
 impl KeyRow {

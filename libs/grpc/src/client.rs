@@ -30,9 +30,9 @@ const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct PeerSettings {
     /// API key sent as `authorization: Bearer ...` (`STEWARD_SERVICE_TOKEN`).
     pub token: Option<String>,
-    /// Send [`internal_token`] too: for `steward up`, whose services call each other over
-    /// loopback and accept the token of their own process.
-    pub internal: bool,
+    /// Send [`internal_token`] to this URL (and no other): for `steward up`, whose services
+    /// call each other at the process's own address and accept the token of their process.
+    pub internal_url: Option<String>,
     /// CA to verify `https://` peers with.
     pub ca: Option<Certificate>,
     /// Client certificate and key for mutual TLS.
@@ -43,7 +43,7 @@ impl std::fmt::Debug for PeerSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PeerSettings")
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .field("internal", &self.internal)
+            .field("internal_url", &self.internal_url)
             .field("ca", &self.ca.is_some())
             .field("identity", &self.identity.is_some())
             .finish()
@@ -98,7 +98,7 @@ impl Interceptor for PeerInterceptor {
 }
 
 impl PeerInterceptor {
-    fn new(s: &PeerSettings) -> Result<Self, Error> {
+    fn new(s: &PeerSettings, url: &str) -> Result<Self, Error> {
         let bearer = s
             .token
             .as_ref()
@@ -108,8 +108,7 @@ impl PeerInterceptor {
                 })
             })
             .transpose()?;
-        let internal = s
-            .internal
+        let internal = (s.internal_url.as_deref().map(str::trim) == Some(url.trim()))
             .then(|| MetadataValue::try_from(internal_token()))
             .transpose()
             .map_err(|_| Error::internal("internal token is not a header value"))?;
@@ -174,7 +173,7 @@ pub async fn connect_traced(url: &str) -> Result<TracedChannel, Error> {
     let s = current();
     Ok(InterceptedService::new(
         connect_with(url, &s)?,
-        PeerInterceptor::new(&s)?,
+        PeerInterceptor::new(&s, url)?,
     ))
 }
 
@@ -191,7 +190,7 @@ pub async fn connect_external(url: &str) -> Result<TracedChannel, Error> {
     };
     Ok(InterceptedService::new(
         connect_with(url, &outside)?,
-        PeerInterceptor::new(&outside)?,
+        PeerInterceptor::new(&outside, url)?,
     ))
 }
 
@@ -215,19 +214,27 @@ mod tests {
 
     #[test]
     fn credentials_are_added_as_configured() {
+        let own = "http://127.0.0.1:50051";
         let s = PeerSettings {
             token: Some("stw_abc_def".into()),
-            internal: true,
+            internal_url: Some(own.into()),
             ..PeerSettings::default()
         };
-        let mut i = PeerInterceptor::new(&s).unwrap();
+        let mut i = PeerInterceptor::new(&s, own).unwrap();
         let r = i.call(Request::new(())).unwrap();
         assert_eq!(
             r.metadata().get("authorization").unwrap(),
             "Bearer stw_abc_def"
         );
         assert_eq!(r.metadata().get(INTERNAL_HEADER).unwrap(), internal_token());
-        let mut none = PeerInterceptor::new(&PeerSettings::default()).unwrap();
+        let mut elsewhere = PeerInterceptor::new(&s, "http://tracking:50051").unwrap();
+        let r = elsewhere.call(Request::new(())).unwrap();
+        assert!(
+            r.metadata().get(INTERNAL_HEADER).is_none(),
+            "the process token goes only to the process's own address"
+        );
+        assert!(r.metadata().get("authorization").is_some());
+        let mut none = PeerInterceptor::new(&PeerSettings::default(), own).unwrap();
         let r = none.call(Request::new(())).unwrap();
         assert!(r.metadata().get("authorization").is_none());
         assert!(r.metadata().get(INTERNAL_HEADER).is_none());

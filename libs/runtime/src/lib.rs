@@ -197,12 +197,17 @@ pub fn server_config(cfg: &Config) -> ServerConfig {
 }
 
 /// The authentication gate of a process over the keys in `b.db`, and how it calls its peers
-/// (service key, TLS). `embedded`: the services of this process call each other (`steward up`)
-/// and are admitted by the process's own token. Logs loudly when calls need no key.
+/// (service key, TLS). `own_url`: the services of this process call each other at this address
+/// (`steward up`) with the process's own token, which the gate admits and which is sent nowhere
+/// else. Logs loudly when calls need no key.
 ///
 /// # Errors
 /// `INVALID_ARGUMENT` when a TLS file cannot be read or the service token is not a header.
-pub fn auth_gate(cfg: &Config, b: &Backends, embedded: bool) -> Result<Arc<AuthGate>, Error> {
+pub fn auth_gate(
+    cfg: &Config,
+    b: &Backends,
+    own_url: Option<&str>,
+) -> Result<Arc<AuthGate>, Error> {
     let mode = if cfg.auth_open() {
         AuthMode::Open
     } else {
@@ -239,11 +244,15 @@ pub fn auth_gate(cfg: &Config, b: &Backends, embedded: bool) -> Result<Arc<AuthG
         .transpose()?;
     steward_grpc::configure_peers(PeerSettings {
         token: cfg.service_token.as_ref().map(|t| t.0.clone()),
-        internal: embedded,
+        internal_url: own_url.map(str::to_owned),
         ca,
         identity,
     });
-    Ok(Arc::new(AuthGate::new(mode, b.db.clone(), embedded)?))
+    Ok(Arc::new(AuthGate::new(
+        mode,
+        b.db.clone(),
+        own_url.is_some(),
+    )?))
 }
 
 /// A gRPC server for `cfg` behind `gate`, with the API descriptors for reflection.

@@ -174,7 +174,7 @@ pub async fn run(
     let b = Backends::open(&cfg).await?;
     let relay = b.start_relay(SERVICE);
     let _metrics = steward_runtime::metrics::serve(&cfg, &b, &[SERVICE]).await?;
-    let gate = steward_runtime::auth_gate(&cfg, &b, false)?;
+    let gate = steward_runtime::auth_gate(&cfg, &b, None)?;
     let svc = services(&b, &cfg, cfg.tracking_url.as_deref()).await?;
     let listener = steward_runtime::bind(&cfg).await?;
     tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "steward-monitoring serving");

@@ -79,7 +79,7 @@ pub async fn run(
     let b = Backends::open(&cfg).await?;
     let relay = b.start_relay(SERVICE);
     let _metrics = steward_runtime::metrics::serve(&cfg, &b, &[SERVICE]).await?;
-    let gate = steward_runtime::auth_gate(&cfg, &b, false)?;
+    let gate = steward_runtime::auth_gate(&cfg, &b, None)?;
     let auth =
         steward_auth::api::service(&b.db, SERVICE, gate.clone(), cfg.limits.max_message_bytes);
     let svc = services(&b, &cfg, &tracking_url, cfg.deployment_url.as_deref()).await?;

@@ -40,7 +40,7 @@ pub async fn run(
     let _metrics = steward_runtime::metrics::serve(&cfg, &b, &[SERVICE]).await?;
     let listener = steward_runtime::bind(&cfg).await?;
     tracing::info!(listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "steward-tracking serving");
-    let gate = steward_runtime::auth_gate(&cfg, &b, false)?;
+    let gate = steward_runtime::auth_gate(&cfg, &b, None)?;
     let server = steward_runtime::grpc_server(&cfg, gate)
         .add_streaming_methods(STREAMING_METHODS)
         .add_service(service(&b, &cfg));

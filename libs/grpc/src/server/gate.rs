@@ -16,8 +16,7 @@ use http_body_util::BodyExt as _;
 use tonic::Status;
 use tonic::body::Body;
 
-/// What a [`Gate`] sees of a call.
-#[derive(Debug)]
+/// What a [`Gate`] sees of a call (its `Debug` leaves the headers out: they hold credentials).
 pub struct GateCall<'a> {
     /// `/package.Service/Method`.
     pub path: &'a str,
@@ -29,6 +28,16 @@ pub struct GateCall<'a> {
     pub message: Option<&'a [u8]>,
     /// Whether this is the second pass.
     pub with_message: bool,
+}
+
+impl std::fmt::Debug for GateCall<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GateCall")
+            .field("path", &self.path)
+            .field("message_bytes", &self.message.map(<[u8]>::len))
+            .field("with_message", &self.with_message)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Rewrites a unary response message (protobuf bytes in, protobuf bytes out), e.g. to drop
@@ -165,17 +174,18 @@ pub(crate) async fn filter_response(
         .and_then(|h| h.get("grpc-status"))
         .is_some_and(|v| v.as_bytes() == b"0");
     let mut data = collected.to_bytes();
-    if ok && data.len() >= 5 && data[0] == 0 {
-        let len = u32::from_be_bytes([data[1], data[2], data[3], data[4]]) as usize;
-        if data.len() == 5 + len {
-            data.advance(5);
-            match filter(data) {
-                Ok(message) => data = frame(&message),
-                Err(status) => return status.into_http(),
-            }
-        } else {
-            // Not one uncompressed message: refuse rather than pass unfiltered data.
+    if !data.is_empty() {
+        let one_message = data.len() >= 5
+            && data[0] == 0
+            && data.len() == 5 + u32::from_be_bytes([data[1], data[2], data[3], data[4]]) as usize;
+        if !(ok && one_message) {
+            // Never pass on data that could not be filtered.
             return Status::internal("unexpected response framing").into_http();
+        }
+        data.advance(5);
+        match filter(data) {
+            Ok(message) => data = frame(&message),
+            Err(status) => return status.into_http(),
         }
     }
     let frames = [Some(Frame::data(data)), trailers.map(Frame::trailers)];

@@ -79,10 +79,14 @@ pub(crate) fn remote_ip<B>(req: &http::Request<B>) -> Option<IpAddr> {
 
 /// A request body that fails with `DEADLINE_EXCEEDED` when the client sends nothing for
 /// `idle` (a stalled or abandoned client stream frees its handler).
+/// The clock starts when the handler asks for data that is not there, so the handler's own
+/// work between messages is never counted as the client's silence.
 pub(crate) struct IdleBody {
     inner: Body,
     idle: Duration,
     timer: Pin<Box<tokio::time::Sleep>>,
+    /// Whether `timer` runs for the current wait.
+    armed: bool,
 }
 
 impl IdleBody {
@@ -91,6 +95,7 @@ impl IdleBody {
             inner,
             idle,
             timer: Box::pin(tokio::time::sleep(idle)),
+            armed: false,
         }
     }
 }
@@ -105,17 +110,23 @@ impl HttpBody for IdleBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
-                let deadline = tokio::time::Instant::now() + self.idle;
-                self.timer.as_mut().reset(deadline);
+                self.armed = false;
                 Poll::Ready(frame)
             }
-            Poll::Pending => match self.timer.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(Status::deadline_exceeded(format!(
-                    "the client sent nothing for {}s",
-                    self.idle.as_secs_f64()
-                ))))),
-                Poll::Pending => Poll::Pending,
-            },
+            Poll::Pending => {
+                if !self.armed {
+                    let deadline = tokio::time::Instant::now() + self.idle;
+                    self.timer.as_mut().reset(deadline);
+                    self.armed = true;
+                }
+                match self.timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(Status::deadline_exceeded(format!(
+                        "the client sent nothing for {}s",
+                        self.idle.as_secs_f64()
+                    ))))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
     }
 
@@ -170,6 +181,36 @@ mod tests {
         }
         let err = body.frame().await.unwrap().unwrap_err();
         assert_eq!(err.code(), tonic::Code::DeadlineExceeded);
+    }
+}
+
+/// A request body without trailers. gRPC clients send none, and tonic would copy request
+/// trailers into the metadata handlers read, over the headers the stack set (the caller's
+/// principal): dropping them keeps the authenticated identity the only one.
+pub(crate) struct NoTrailers(pub(crate) Body);
+
+impl HttpBody for NoTrailers {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        loop {
+            match Pin::new(&mut self.0).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) if frame.is_trailers() => continue,
+                other => return other,
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.0.size_hint()
     }
 }
 
@@ -264,6 +305,31 @@ impl HttpBody for FrameLimit {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod trailer_tests {
+    use super::*;
+    use http_body_util::BodyExt as _;
+
+    #[tokio::test]
+    async fn request_trailers_never_reach_the_handler() {
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert(
+            "x-steward-actor",
+            http::HeaderValue::from_static("someone-else"),
+        );
+        let frames = vec![
+            Ok::<_, Status>(Frame::data(Bytes::from_static(b"abc"))),
+            Ok(Frame::trailers(trailers)),
+        ];
+        let body = Body::new(http_body_util::StreamBody::new(futures::stream::iter(
+            frames,
+        )));
+        let collected = NoTrailers(body).collect().await.unwrap();
+        assert!(collected.trailers().is_none());
+        assert_eq!(collected.to_bytes().as_ref(), b"abc");
     }
 }
 

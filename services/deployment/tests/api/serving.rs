@@ -112,17 +112,17 @@ fn request(dep: &str, id: &str) -> oip::ModelInferRequest {
 
 #[tokio::test]
 async fn non_onnx_versions_are_forwarded_upstream_and_shadows_are_recorded_not_returned() {
-    // This process's peers carry a service key and the process token; the upstream, an outside
-    // server, must get neither (the servers of the other tests here have no gate, so the
-    // setting changes nothing for them).
-    steward_grpc::configure_peers(steward_grpc::PeerSettings {
-        token: Some(format!("stw_0123456789abcdef_{}", "k".repeat(43))),
-        internal: true,
-        ..Default::default()
-    });
     for mut h in harness::all().await {
         let l = h.label.clone();
         let upstream = fake_upstream().await;
+        // This process's peers carry a service key, and the process token even to the
+        // upstream's very address; the upstream, an outside server, must get neither (the
+        // servers of the other tests here have no gate, so the setting changes nothing there).
+        steward_grpc::configure_peers(steward_grpc::PeerSettings {
+            token: Some(format!("stw_0123456789abcdef_{}", "k".repeat(43))),
+            internal_url: Some(upstream.clone()),
+            ..Default::default()
+        });
         let model = h.model_with_versions(1).await;
         let ext = h
             .reg

@@ -131,7 +131,7 @@ pub(crate) async fn serve(
         })?;
     let addr = listener.local_addr()?;
     // In one process the registry still checks runs through the tracking API, over loopback.
-    let tracking_url = cfg.tracking_url.clone().unwrap_or_else(|| {
+    let self_url = {
         let ip = if addr.ip().is_unspecified() {
             std::net::IpAddr::from([127, 0, 0, 1])
         } else {
@@ -145,11 +145,13 @@ pub(crate) async fn serve(
             "http"
         };
         format!("{scheme}://{}", SocketAddr::new(ip, addr.port()))
-    });
+    };
+    let tracking_url = cfg.tracking_url.clone().unwrap_or_else(|| self_url.clone());
     let own_url = tracking_url.clone();
-    // Before any peer client is made: it sets how they authenticate.
-    let gate =
-        steward_runtime::auth_gate(&cfg, &b, true).map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    // Before any peer client is made: it sets how they authenticate (the process's own token
+    // goes only to this process's own address).
+    let gate = steward_runtime::auth_gate(&cfg, &b, Some(&self_url))
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let auth = steward_auth::api::service(
         &b.db,
         steward_registry::app::SERVICE,
