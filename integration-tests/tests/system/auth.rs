@@ -61,6 +61,25 @@ fn audit(s: &Server, key: Option<&str>) -> AuditServiceClient<Ch> {
     AuditServiceClient::with_interceptor(s.channel(), Key(key.map(str::to_owned)))
 }
 
+/// Creates the registered model `name`.
+async fn create_model<T>(c: &mut RegistryServiceClient<T>, name: &str)
+where
+    T: tonic::client::GrpcService<tonic::body::Body>,
+    T::Error: Into<tonic::codegen::StdError>,
+    T::ResponseBody: tonic::codegen::Body<Data = bytes::Bytes> + Send + 'static,
+    <T::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError> + Send,
+{
+    c.create_registered_model(rpb::CreateRegisteredModelRequest {
+        registered_model: Some(rpb::RegisteredModel {
+            name: name.into(),
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    })
+    .await
+    .unwrap_or_else(|s| panic!("CreateRegisteredModel {name}: {s:?}"));
+}
+
 /// Uploads `model/model.bin` to `run`.
 async fn upload_model<T>(c: &mut TrackingServiceClient<T>, run: &str)
 where
@@ -363,16 +382,7 @@ async fn keys_and_roles(env: Vec<(&'static str, String)>) {
     for r in [&run.name, &e2_run] {
         upload_model(&mut t_admin, r).await;
     }
-    registry(&server, admin)
-        .create_registered_model(rpb::CreateRegisteredModelRequest {
-            registered_model: Some(rpb::RegisteredModel {
-                name: "registeredModels/m1".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap();
+    create_model(&mut registry(&server, admin), "registeredModels/m1").await;
     let from_run = |r: String| {
         let mut c = registry(&server, Some(&bob));
         async move {
@@ -764,15 +774,7 @@ async fn tls_and_mutual_tls() {
         .into_inner();
     upload_model(&mut t, &run.name).await;
     let mut r = RegistryServiceClient::new(channel);
-    r.create_registered_model(rpb::CreateRegisteredModelRequest {
-        registered_model: Some(rpb::RegisteredModel {
-            name: "registeredModels/tls-m".into(),
-            ..Default::default()
-        }),
-        request_id: String::new(),
-    })
-    .await
-    .unwrap();
+    create_model(&mut r, "registeredModels/tls-m").await;
     // The registry checks the run and its files through its own tracking client: that
     // in-process hop goes over mutual TLS too.
     let v = r
@@ -859,16 +861,7 @@ async fn services_call_each_other_with_their_own_keys() {
         .name;
     let run = create_run(&mut t, &exp).await.unwrap().name;
     upload_model(&mut t, &run).await;
-    registry(&reg, Some(&admin))
-        .create_registered_model(rpb::CreateRegisteredModelRequest {
-            registered_model: Some(rpb::RegisteredModel {
-                name: "registeredModels/svc-m".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap();
+    create_model(&mut registry(&reg, Some(&admin)), "registeredModels/svc-m").await;
     let v = version_of(&reg, &admin, &run)
         .await
         .expect("the registry reads the run with its key");

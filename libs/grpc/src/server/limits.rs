@@ -184,36 +184,6 @@ mod tests {
     }
 }
 
-/// A request body without trailers. gRPC clients send none, and tonic would copy request
-/// trailers into the metadata handlers read, over the headers the stack set (the caller's
-/// principal): dropping them keeps the authenticated identity the only one.
-pub(crate) struct NoTrailers(pub(crate) Body);
-
-impl HttpBody for NoTrailers {
-    type Data = Bytes;
-    type Error = Status;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
-        loop {
-            match Pin::new(&mut self.0).poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) if frame.is_trailers() => continue,
-                other => return other,
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.0.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.0.size_hint()
-    }
-}
-
 /// Limits of one method, beyond the server-wide ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MethodLimit {
@@ -224,11 +194,15 @@ pub struct MethodLimit {
     pub max_in_flight: Option<usize>,
 }
 
-/// A request body that fails with `RESOURCE_EXHAUSTED` as soon as a gRPC message header
-/// announces more than `max` bytes, before the message is buffered.
-pub(crate) struct FrameLimit {
+/// Every request body, as the stack hands it on:
+/// - without trailers: gRPC clients send none, and tonic would copy request trailers into the
+///   metadata handlers read, over the headers the stack set (the caller's principal), so
+///   dropping them keeps the authenticated identity the only one;
+/// - with a size limit (`max`): fails with `RESOURCE_EXHAUSTED` as soon as a gRPC message
+///   header announces more than `max` bytes, before the message is buffered.
+pub(crate) struct RequestBody {
     inner: Body,
-    max: usize,
+    max: Option<usize>,
     /// Header bytes seen of the current frame (0..5), and the header itself.
     header: [u8; 5],
     header_len: usize,
@@ -236,8 +210,8 @@ pub(crate) struct FrameLimit {
     remaining: usize,
 }
 
-impl FrameLimit {
-    pub(crate) fn new(inner: Body, max: usize) -> Self {
+impl RequestBody {
+    pub(crate) fn new(inner: Body, max: Option<usize>) -> Self {
         Self {
             inner,
             max,
@@ -248,7 +222,7 @@ impl FrameLimit {
     }
 
     /// Walks `data` through the frame headers; the declared length of a frame over the limit.
-    fn scan(&mut self, mut data: &[u8]) -> Option<usize> {
+    fn scan(&mut self, mut data: &[u8], max: usize) -> Option<usize> {
         while !data.is_empty() {
             if self.remaining > 0 {
                 let n = self.remaining.min(data.len());
@@ -263,7 +237,7 @@ impl FrameLimit {
             if self.header_len == 5 {
                 let h = self.header;
                 let len = u32::from_be_bytes([h[1], h[2], h[3], h[4]]) as usize;
-                if len > self.max {
+                if len > max {
                     return Some(len);
                 }
                 self.remaining = len;
@@ -274,7 +248,7 @@ impl FrameLimit {
     }
 }
 
-impl HttpBody for FrameLimit {
+impl HttpBody for RequestBody {
     type Data = Bytes;
     type Error = Status;
 
@@ -282,20 +256,23 @@ impl HttpBody for FrameLimit {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
-        match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    let data = data.clone();
-                    if let Some(len) = self.scan(&data) {
-                        return Poll::Ready(Some(Err(Status::resource_exhausted(format!(
-                            "a request message of {len} bytes is over this method's {}-byte limit",
-                            self.max
-                        )))));
-                    }
-                }
-                Poll::Ready(Some(Ok(frame)))
+        loop {
+            let frame = match Pin::new(&mut self.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => frame,
+                other => return other,
+            };
+            if frame.is_trailers() {
+                continue;
             }
-            other => other,
+            if let (Some(max), Some(data)) = (self.max, frame.data_ref()) {
+                let data = data.clone();
+                if let Some(len) = self.scan(&data, max) {
+                    return Poll::Ready(Some(Err(Status::resource_exhausted(format!(
+                        "a request message of {len} bytes is over this method's {max}-byte limit"
+                    )))));
+                }
+            }
+            return Poll::Ready(Some(Ok(frame)));
         }
     }
 
@@ -327,7 +304,7 @@ mod trailer_tests {
         let body = Body::new(http_body_util::StreamBody::new(futures::stream::iter(
             frames,
         )));
-        let collected = NoTrailers(body).collect().await.unwrap();
+        let collected = RequestBody::new(body, None).collect().await.unwrap();
         assert!(collected.trailers().is_none());
         assert_eq!(collected.to_bytes().as_ref(), b"abc");
     }
@@ -360,7 +337,10 @@ mod frame_tests {
         all.extend(frame(10));
         // Split at every awkward place: one byte per chunk.
         let chunks: Vec<Vec<u8>> = all.iter().map(|b| vec![*b]).collect();
-        let out = FrameLimit::new(body(chunks), 10).collect().await.unwrap();
+        let out = RequestBody::new(body(chunks), Some(10))
+            .collect()
+            .await
+            .unwrap();
         assert_eq!(out.to_bytes().to_vec(), all);
     }
 
@@ -368,7 +348,7 @@ mod frame_tests {
     async fn a_message_over_the_limit_fails_at_its_header() {
         let mut all = frame(3);
         all.extend_from_slice(&[0, 0, 0x10, 0, 0]); // announces 1 MiB, sends nothing more
-        let err = FrameLimit::new(body(vec![all]), 1024)
+        let err = RequestBody::new(body(vec![all]), Some(1024))
             .collect()
             .await
             .unwrap_err();

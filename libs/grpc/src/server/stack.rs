@@ -18,7 +18,7 @@ use tracing::Instrument as _;
 
 use super::ServerConfig;
 use super::gate::{Gate, GateCall, filter_response, peek_message};
-use super::limits::{FrameLimit, IdleBody, NoTrailers, RateLimiter, remote_ip};
+use super::limits::{IdleBody, RateLimiter, RequestBody, remote_ip};
 use super::observe::{ObservedBody, Recorder, client_decode_error_is_invalid_argument, status_in};
 use crate::context::{ACTOR_HEADER, REQUEST_ID_HEADER, RequestId, is_valid_request_id};
 
@@ -181,10 +181,8 @@ where
             Some((bytes, permits)) => (*bytes, permits.clone()),
             None => (self.shared.default_request_bytes, None),
         };
-        req = req.map(|b| Body::new(NoTrailers(b)));
-        if request_bytes < max_message_bytes && !health {
-            req = req.map(|b| Body::new(FrameLimit::new(b, request_bytes)));
-        }
+        let limit = (request_bytes < max_message_bytes && !health).then_some(request_bytes);
+        req = req.map(|b| Body::new(RequestBody::new(b, limit)));
         // Streams end when the client goes silent (unary calls have the timeout).
         let idle = self
             .shared
