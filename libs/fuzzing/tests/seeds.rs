@@ -2,7 +2,7 @@
 //! every seed passes its entry point, and the seeds can be regenerated with
 //!
 //! ```text
-//! STEWARD_WRITE_FUZZ_SEEDS=1 cargo test -p steward-fuzzing --test seeds -- --ignored
+//! STEWARD_WRITE_FUZZ_SEEDS=1 cargo test -p steward-fuzzing --test seeds
 //! ```
 //!
 //! (page-token seeds are signed with `FUZZ_KEY`, request seeds are protobuf encodings, so both
@@ -98,6 +98,13 @@ fn page_token_seeds() -> Vec<(&'static str, String, Vec<u8>)> {
             decode("not a token!".into()),
         ),
         ("page_token", "round-trip".into(), round_trip),
+        // Found by cargo-fuzz: a run cursor whose metric sort key is NaN (not equal to itself).
+        (
+            "page_token",
+            "round-trip-nan".into(),
+            b"\x01sccp~e\xff\x07\0\0\0\0\0\0\0\x01~%\xff\xfdrun-\xff1\xff\xff\xff\xff\x03\x01\x02A"
+                .to_vec(),
+        ),
         ("page_token", "tamper".into(), tamper),
     ]
 }
