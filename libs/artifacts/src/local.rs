@@ -132,9 +132,9 @@ impl ObjectStore for LocalObjectStore {
         }
         let root = self.root.clone();
         let done = tokio::task::spawn_blocking(move || -> io::Result<()> {
-            use std::io::Write as _;
-            for (tmp, dest, mut file, data) in jobs {
-                file.write_all(&data)?;
+            let mut scratch = Vec::new();
+            for (tmp, dest, file, data) in jobs {
+                write_new_file(&file, &data, &mut scratch)?;
                 drop(file);
                 std::fs::rename(&tmp, &dest)?;
                 #[cfg(not(target_os = "linux"))]
@@ -246,6 +246,67 @@ impl ObjectStore for LocalObjectStore {
             ))),
         }
     }
+}
+
+/// Objects from this size up are written past the page cache (Linux): below it, the copy into
+/// an aligned buffer and the synchronous device write cost more than they save.
+#[cfg(target_os = "linux")]
+const DIRECT_MIN_BYTES: usize = 64 << 10;
+
+/// Alignment of `O_DIRECT` buffers, lengths and offsets: the largest logical block size.
+#[cfg(target_os = "linux")]
+const DIRECT_ALIGN: usize = 4096;
+
+/// Writes `data` into `file`, new and empty. On Linux an object of at least
+/// [`DIRECT_MIN_BYTES`] is written with `O_DIRECT` from an aligned copy padded to whole blocks,
+/// and the file is then cut to its length: the bytes go to the disk without passing through
+/// the page cache, whose copy and write-back cost a quarter of the server's CPU during a
+/// dataset upload (each chunk is written once and seldom read back soon). Durability is
+/// unchanged: the caller still syncs (the device cache, the size and the rename). Where the
+/// filesystem refuses `O_DIRECT` (tmpfs on older kernels, some network filesystems), or
+/// refuses this write's alignment, the bytes go through the page cache as before.
+/// `scratch` is the aligned buffer, reused from one object to the next.
+#[cfg(target_os = "linux")]
+fn write_new_file(file: &std::fs::File, data: &[u8], scratch: &mut Vec<u8>) -> io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::FileExt as _;
+
+    use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
+
+    let mut buffered = file;
+    if data.len() < DIRECT_MIN_BYTES {
+        return buffered.write_all(data);
+    }
+    let flags = fcntl_getfl(file)?;
+    if fcntl_setfl(file, flags | OFlags::DIRECT).is_err() {
+        return buffered.write_all(data);
+    }
+    let padded = data.len().next_multiple_of(DIRECT_ALIGN);
+    if scratch.len() < padded + DIRECT_ALIGN {
+        scratch.resize(padded + DIRECT_ALIGN, 0);
+    }
+    let at = scratch.as_ptr().align_offset(DIRECT_ALIGN);
+    let block = &mut scratch[at..at + padded];
+    block[..data.len()].copy_from_slice(data);
+    block[data.len()..].fill(0);
+    let direct = file.write_all_at(block, 0);
+    fcntl_setfl(file, flags)?;
+    match direct {
+        Ok(()) => file.set_len(data.len() as u64),
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+            file.set_len(0)?;
+            file.write_all_at(data, 0)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes `data` into `file`, new and empty.
+#[cfg(not(target_os = "linux"))]
+fn write_new_file(file: &std::fs::File, data: &[u8], _scratch: &mut Vec<u8>) -> io::Result<()> {
+    use std::io::Write as _;
+    let mut file = file;
+    file.write_all(data)
 }
 
 /// A temporary upload file, removed unless persisted, even if the upload future is dropped.

@@ -45,6 +45,7 @@ object_store_test_suite!(
     failed_upload_leaves_nothing,
     dropped_upload_leaves_nothing,
     concurrent_puts_are_atomic,
+    put_known_many_stores_each_whole,
     presign,
     describe_and_check,
 );

@@ -276,6 +276,51 @@ pub async fn concurrent_puts_are_atomic(h: &Harness) {
     assert_eq!(h.stored().await, BTreeSet::from([h.physical(&key)]));
 }
 
+/// `put_known_many` (dataset chunks) stores every object whole, at its exact length: around
+/// the sizes where the local store switches to `O_DIRECT` (64 KiB) and pads to 4 KiB blocks,
+/// and up to the 4 MiB largest chunk; in one call, and over objects already stored.
+pub async fn put_known_many_stores_each_whole(h: &Harness) {
+    let sizes = [
+        0,
+        1,
+        4095,
+        4096,
+        4097,
+        65_535,
+        65_536,
+        65_537,
+        262_144 + 17,
+        1 << 20,
+        (4 << 20) - 1,
+    ];
+    let items: Vec<_> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| (key(&format!("chunks/{i}")), data(n, 40 + i as u64)))
+        .collect();
+    h.store.put_known_many(items.clone()).await.unwrap();
+    let check = |items: Vec<(steward_artifacts::ObjectKey, Bytes)>| async move {
+        for (key, content) in items {
+            let (size, stream) = h.store.get(&key).await.unwrap();
+            assert_eq!(size, content.len() as u64, "{key:?}: size");
+            let (bytes, _) = read_all(stream).await;
+            assert!(bytes == content, "{key:?}: bytes differ");
+        }
+    };
+    check(items.clone()).await;
+    let expected: BTreeSet<String> = items.iter().map(|(k, _)| h.physical(k)).collect();
+    assert_eq!(h.stored().await, expected, "no temporary file is left");
+
+    // Writing over stored objects (a longer and a shorter content) replaces them whole.
+    let again = vec![
+        (items[9].0.clone(), data(300_001, 60)),
+        (items[10].0.clone(), data(70_000, 61)),
+    ];
+    h.store.put_known_many(again.clone()).await.unwrap();
+    check(again).await;
+    assert_eq!(h.stored().await, expected);
+}
+
 pub async fn presign(h: &Harness) {
     let key = key("données/model card.md");
     let content = data(70_000, 12);
