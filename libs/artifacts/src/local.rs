@@ -279,7 +279,7 @@ impl AlignedScratch {
     /// Room for the whole blocks of objects up to `largest` bytes (none if they are all
     /// written through the page cache): allocated once per batch.
     fn for_objects_up_to(largest: usize) -> Self {
-        let blocks = if largest >= DIRECT_MIN_BYTES {
+        let blocks = if cfg!(target_os = "linux") && largest >= DIRECT_MIN_BYTES {
             largest - largest % DIRECT_ALIGN
         } else {
             0
@@ -290,6 +290,7 @@ impl AlignedScratch {
     }
 
     /// An aligned slice of exactly `len` bytes.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     fn block(&mut self, len: usize) -> &mut [u8] {
         if self.buf.len() < len + DIRECT_ALIGN {
             self.buf.resize(len + DIRECT_ALIGN, 0);
@@ -338,10 +339,8 @@ fn write_new_file(
 }
 
 /// The second half of [`write_new_file`]: `file` has `O_DIRECT` set (its other flags are
-/// `flags`), `blocks` holds the whole blocks of `data`, aligned. Writes them, clears
-/// `O_DIRECT`, and writes the tail through the page cache; if the direct write is refused
-/// (`EINVAL`: an alignment the filesystem does not take), writes all of `data` through the
-/// page cache instead, over whatever part was written.
+/// `flags`), `blocks` holds the whole blocks of `data`, aligned. Writes them and hands over to
+/// [`finish_direct`].
 #[cfg(target_os = "linux")]
 fn write_blocks_then_tail(
     file: &std::fs::File,
@@ -352,13 +351,38 @@ fn write_blocks_then_tail(
     use std::os::unix::fs::FileExt as _;
 
     let direct = file.write_all_at(blocks, 0);
-    rustix::fs::fcntl_setfl(file, flags)?;
+    finish_direct(file, data, blocks.len(), direct, flags)
+}
+
+/// After the direct write of the first `blocks` bytes of `data` (`direct`, its result):
+/// clears `O_DIRECT` (restores `flags`) and writes the tail through the page cache. If the
+/// direct write was refused (`EINVAL`: an alignment the filesystem does not take;
+/// `EOPNOTSUPP`), writes all of `data` through the page cache instead, over whatever part was
+/// written; any other failure is returned as it is.
+#[cfg(target_os = "linux")]
+fn finish_direct(
+    file: &std::fs::File,
+    data: &[u8],
+    blocks: usize,
+    direct: io::Result<()>,
+    flags: rustix::fs::OFlags,
+) -> io::Result<WritePath> {
+    use std::os::unix::fs::FileExt as _;
+
+    use rustix::io::Errno;
+
+    let restored = rustix::fs::fcntl_setfl(file, flags);
     match direct {
         Ok(()) => {
-            file.write_all_at(&data[blocks.len()..], blocks.len() as u64)?;
+            restored?;
+            file.write_all_at(&data[blocks..], blocks as u64)?;
             Ok(WritePath::Direct)
         }
-        Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+        Err(e)
+            if e.raw_os_error() == Some(Errno::INVAL.raw_os_error())
+                || e.raw_os_error() == Some(Errno::OPNOTSUPP.raw_os_error()) =>
+        {
+            restored?;
             file.write_all_at(data, 0)?;
             Ok(WritePath::Buffered)
         }
@@ -543,6 +567,12 @@ mod tests {
         .is_ok()
     }
 
+    fn direct_set(file: &std::fs::File) -> bool {
+        rustix::fs::fcntl_getfl(file)
+            .unwrap()
+            .contains(OFlags::DIRECT)
+    }
+
     fn new_file(dir: &Path, name: &str) -> std::fs::File {
         std::fs::OpenOptions::new()
             .read(true)
@@ -591,34 +621,37 @@ mod tests {
             };
             assert_eq!(path, expected, "{len} bytes");
             assert!(read_back(&file) == data, "{len} bytes: the file differs");
-            // O_DIRECT is off again: an unaligned write to the same descriptor works.
-            file.write_all_at(b"x", 3).unwrap();
+            assert!(!direct_set(&file), "{len} bytes: O_DIRECT is cleared");
         }
     }
 
     #[test]
     fn a_refused_direct_write_falls_back_to_the_page_cache() {
         let dir = tempfile::tempdir().unwrap();
-        if !direct_supported(dir.path()) {
-            // Nothing to refuse: write_new_file goes through the page cache (tested above).
-            return;
-        }
         let file = new_file(dir.path(), "object");
         let data = content(3 * DIRECT_ALIGN + 10);
+        // Part of the blocks got written before the filesystem refused the rest (EINVAL).
+        file.write_all_at(&[0xAA; 1000], 0).unwrap();
         let flags = rustix::fs::fcntl_getfl(&file).unwrap();
-        rustix::fs::fcntl_setfl(&file, flags | OFlags::DIRECT).unwrap();
-        // Whole blocks one byte short: a length no device takes with O_DIRECT (EINVAL).
-        let mut scratch = AlignedScratch::for_objects_up_to(data.len());
-        let blocks = scratch.block(3 * DIRECT_ALIGN - 1);
-        blocks.copy_from_slice(&data[..3 * DIRECT_ALIGN - 1]);
-        let path = write_blocks_then_tail(&file, &data, blocks, flags).unwrap();
+        if direct_supported(dir.path()) {
+            rustix::fs::fcntl_setfl(&file, flags | OFlags::DIRECT).unwrap();
+        }
+        let refused = Err(io::Error::from_raw_os_error(
+            rustix::io::Errno::INVAL.raw_os_error(),
+        ));
+        let path = finish_direct(&file, &data, 3 * DIRECT_ALIGN, refused, flags).unwrap();
         assert_eq!(path, WritePath::Buffered);
         assert!(read_back(&file) == data, "the file differs");
-        assert!(
-            !rustix::fs::fcntl_getfl(&file)
-                .unwrap()
-                .contains(OFlags::DIRECT),
-            "O_DIRECT is cleared"
+        assert!(!direct_set(&file), "O_DIRECT is cleared");
+
+        // Any other failure is the caller's error, not a fallback.
+        let failed = Err(io::Error::from_raw_os_error(
+            rustix::io::Errno::NOSPC.raw_os_error(),
+        ));
+        let e = finish_direct(&file, &data, 3 * DIRECT_ALIGN, failed, flags).unwrap_err();
+        assert_eq!(
+            e.raw_os_error(),
+            Some(rustix::io::Errno::NOSPC.raw_os_error())
         );
     }
 }

@@ -277,7 +277,8 @@ pub async fn concurrent_puts_are_atomic(h: &Harness) {
 }
 
 /// `put_known_many` (dataset chunks) stores every object whole, at its exact length: around
-/// the sizes where the local store switches to `O_DIRECT` (64 KiB) and pads to 4 KiB blocks,
+/// the sizes where the local store switches to `O_DIRECT` (64 KiB) and splits whole 4 KiB
+/// blocks from the tail,
 /// and up to the 4 MiB largest chunk; in one call, and over objects already stored.
 pub async fn put_known_many_stores_each_whole(h: &Harness) {
     let sizes = [
