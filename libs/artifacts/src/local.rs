@@ -320,38 +320,18 @@ fn write_new_file(
 
     use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
 
-    let blocks = data.len() - data.len() % DIRECT_ALIGN;
-    if data.len() < DIRECT_MIN_BYTES {
-        file.write_all_at(data, 0)?;
-        return Ok(WritePath::Buffered);
+    if data.len() >= DIRECT_MIN_BYTES
+        && let Ok(flags) = fcntl_getfl(file)
+        && fcntl_setfl(file, flags | OFlags::DIRECT).is_ok()
+    {
+        let blocks = data.len() - data.len() % DIRECT_ALIGN;
+        let block = scratch.block(blocks);
+        block.copy_from_slice(&data[..blocks]);
+        let direct = file.write_all_at(block, 0);
+        return finish_direct(file, data, blocks, direct, flags);
     }
-    let Ok(flags) = fcntl_getfl(file) else {
-        file.write_all_at(data, 0)?;
-        return Ok(WritePath::Buffered);
-    };
-    if fcntl_setfl(file, flags | OFlags::DIRECT).is_err() {
-        file.write_all_at(data, 0)?;
-        return Ok(WritePath::Buffered);
-    }
-    let block = scratch.block(blocks);
-    block.copy_from_slice(&data[..blocks]);
-    write_blocks_then_tail(file, data, block, flags)
-}
-
-/// The second half of [`write_new_file`]: `file` has `O_DIRECT` set (its other flags are
-/// `flags`), `blocks` holds the whole blocks of `data`, aligned. Writes them and hands over to
-/// [`finish_direct`].
-#[cfg(target_os = "linux")]
-fn write_blocks_then_tail(
-    file: &std::fs::File,
-    data: &[u8],
-    blocks: &[u8],
-    flags: rustix::fs::OFlags,
-) -> io::Result<WritePath> {
-    use std::os::unix::fs::FileExt as _;
-
-    let direct = file.write_all_at(blocks, 0);
-    finish_direct(file, data, blocks.len(), direct, flags)
+    file.write_all_at(data, 0)?;
+    Ok(WritePath::Buffered)
 }
 
 /// After the direct write of the first `blocks` bytes of `data` (`direct`, its result):
