@@ -13,6 +13,7 @@
 //! GetDecision, and records the CPU the server, the client and Postgres used while it ran.
 
 mod client;
+mod h2c;
 mod load;
 mod seed;
 mod split;

@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use steward_proto::deployment::deployment_service_client::DeploymentServiceClient;
-use steward_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
 use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -13,10 +12,8 @@ use tonic::transport::{Channel, Endpoint};
 /// Longest any single RPC may take.
 const RPC_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The deployment client of the load (no caller identity: Route and reads need none).
+/// The deployment client of the read-back (no caller identity: reads need none).
 pub type Deployments = DeploymentServiceClient<Channel>;
-/// The Open Inference Protocol client.
-pub type Inference = GrpcInferenceServiceClient<Channel>;
 
 /// A channel of its own (one HTTP/2 connection).
 pub async fn channel(url: &str) -> Result<Channel> {
@@ -28,15 +25,6 @@ pub async fn channel(url: &str) -> Result<Channel> {
         .connect()
         .await
         .with_context(|| format!("connecting to {url}"))
-}
-
-/// `n` channels, each its own connection.
-pub async fn channels(url: &str, n: usize) -> Result<Vec<Channel>> {
-    let mut v = Vec::with_capacity(n);
-    for _ in 0..n {
-        v.push(channel(url).await?);
-    }
-    Ok(v)
 }
 
 /// Sends `x-steward-actor` (open local mode): the seed creates as one person and approves as

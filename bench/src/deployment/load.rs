@@ -11,9 +11,9 @@ use steward_proto::deployment as dpb;
 use steward_proto::inference as oip;
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
-use tonic::transport::Channel;
 
-use super::client::{Deployments, Inference, channel, channels};
+use super::client::{Deployments, channel};
+use super::h2c::H2Conn;
 use super::seed::{self, CANARY, CANARY_BP, Deployed, STABLE};
 use super::split::SplitCheck;
 use super::target::{Target, target_figure};
@@ -28,12 +28,17 @@ struct Call<T> {
     out: T,
 }
 
+/// gRPC path of Route.
+const ROUTE: &str = "/steward.deployment.v1.DeploymentService/Route";
+/// gRPC path of ModelInfer.
+const MODEL_INFER: &str = "/inference.GRPCInferenceService/ModelInfer";
+
 /// Calls numbered `from..from + count`, sent by `in_flight` tasks released together, task `k`
 /// on connection `k % chans.len()` sending calls `from + k`, `from + k + in_flight`, ... each
 /// when the previous one was answered (a closed loop). Returns the calls and the wall time from
 /// the first start to the last answer.
 async fn closed_loop<T, F, Fut>(
-    chans: &[Channel],
+    chans: &[H2Conn],
     in_flight: usize,
     from: usize,
     count: usize,
@@ -41,7 +46,7 @@ async fn closed_loop<T, F, Fut>(
 ) -> Result<(Vec<Call<T>>, Duration)>
 where
     T: Send + 'static,
-    F: Fn(Channel, usize) -> Fut + Send + Sync + 'static,
+    F: Fn(H2Conn, usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<T>> + Send + 'static,
 {
     ensure!(
@@ -138,7 +143,7 @@ fn route_call(
     expect: Arc<Expect>,
     tag: Arc<str>,
     kind: char,
-) -> impl Fn(Channel, usize) -> CallFuture<bool> + Send + Sync + 'static {
+) -> impl Fn(H2Conn, usize) -> CallFuture<bool> + Send + Sync + 'static {
     move |ch, i| {
         let (expect, rid) = (expect.clone(), request_id(&tag, kind, i));
         let req = dpb::RouteRequest {
@@ -147,11 +152,10 @@ fn route_call(
             request_id: rid.clone(),
         };
         Box::pin(async move {
-            let r = Deployments::new(ch)
-                .route(req)
+            let r: dpb::RouteResponse = ch
+                .unary(ROUTE, &req)
                 .await
-                .with_context(|| format!("Route {rid}"))?
-                .into_inner();
+                .with_context(|| format!("Route {rid}"))?;
             ensure!(
                 r.request_id == rid && r.revision == 1,
                 "Route {rid} answered request id {:?}, revision {}",
@@ -174,7 +178,7 @@ fn features(i: usize) -> Vec<f32> {
 fn infer_call(
     expect: Arc<Expect>,
     tag: Arc<str>,
-) -> impl Fn(Channel, usize) -> CallFuture<bool> + Send + Sync + 'static {
+) -> impl Fn(H2Conn, usize) -> CallFuture<bool> + Send + Sync + 'static {
     move |ch, i| {
         let (expect, rid) = (expect.clone(), request_id(&tag, 'i', i));
         let req = oip::ModelInferRequest {
@@ -193,11 +197,10 @@ fn infer_call(
             ..Default::default()
         };
         Box::pin(async move {
-            let r = Inference::new(ch)
-                .model_infer(req)
+            let r: oip::ModelInferResponse = ch
+                .unary(MODEL_INFER, &req)
                 .await
-                .with_context(|| format!("ModelInfer {rid}"))?
-                .into_inner();
+                .with_context(|| format!("ModelInfer {rid}"))?;
             ensure!(r.id == rid, "ModelInfer {rid} answered id {:?}", r.id);
             let score = match r.outputs.as_slice() {
                 [o] if o.name == seed::DEMO_OUTPUT => o
@@ -305,7 +308,7 @@ pub async fn route_sequential(ctx: &Ctx, report: &mut Report) -> Result<()> {
     let s = &ctx.sizes;
     let expect = Expect::of(&ctx.seed.route);
     let tag: Arc<str> = ctx.tag.as_str().into();
-    let chans = vec![channel(&ctx.url).await?];
+    let chans = vec![H2Conn::connect(&ctx.url).await?];
     let call = || route_call(expect.clone(), tag.clone(), 's');
     closed_loop(&chans, 1, 0, s.seq_warmup, call()).await?;
     let snap = ctx.probe.snapshot();
@@ -342,7 +345,7 @@ pub async fn route(ctx: &Ctx, report: &mut Report, verdicts: &mut Vec<String>) -
     let s = &ctx.sizes;
     let expect = Expect::of(&ctx.seed.route);
     let tag: Arc<str> = ctx.tag.as_str().into();
-    let chans = channels(&ctx.url, s.connections).await?;
+    let chans = H2Conn::many(&ctx.url, s.connections).await?;
     let call = || route_call(expect.clone(), tag.clone(), 'r');
     closed_loop(&chans, s.in_flight, 0, s.route_warmup, call()).await?;
 
@@ -438,7 +441,7 @@ pub async fn infer(ctx: &Ctx, report: &mut Report, verdicts: &mut Vec<String>) -
     let s = &ctx.sizes;
     let expect = Expect::of(&ctx.seed.infer);
     let tag: Arc<str> = ctx.tag.as_str().into();
-    let chans = channels(&ctx.url, s.connections).await?;
+    let chans = H2Conn::many(&ctx.url, s.connections).await?;
     let call = || infer_call(expect.clone(), tag.clone());
     closed_loop(&chans, s.in_flight, 0, s.infer_warmup, call()).await?;
 
