@@ -100,7 +100,7 @@ impl Backends {
     pub fn start_relay(&self, service: &str) -> RelayHandle {
         let store = Arc::new(SqlOutbox::new(self.db.clone(), service));
         let handle = Relay::spawn(store, self.bus.clone(), RelayOptions::default());
-        let notify = self.db.outbox_notify();
+        let notify = self.db.outbox_notify(service);
         let wake = handle.notifier();
         tokio::spawn(async move {
             loop {

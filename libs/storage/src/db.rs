@@ -49,7 +49,9 @@ pub struct Db {
     conn: DatabaseConnection,
     backend: Backend,
     write_gate: Option<Arc<Mutex<()>>>,
-    outbox_notify: Arc<Notify>,
+    outbox_notify: OutboxNotify,
+    /// The database file (SQLite on disk only), for [`Db::direct_writer`].
+    sqlite_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Db {
@@ -198,12 +200,32 @@ impl Db {
             )
         })?;
         conn.set_metric_callback(move |info| trace_statement(backend, info));
+        let sqlite_file = match backend {
+            Backend::Sqlite => crate::direct::file_of(url),
+            Backend::Postgres => None,
+        };
         Ok(Db {
             conn,
             backend,
             write_gate: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
-            outbox_notify: Arc::new(Notify::new()),
+            outbox_notify: OutboxNotify::default(),
+            sqlite_file,
         })
+    }
+
+    /// A write connection of its own for one writer thread (see [`crate::direct`]): `None`
+    /// on Postgres and on an in-memory SQLite database, where the pool is the only way in.
+    ///
+    /// # Errors
+    /// `UNAVAILABLE` when the database file cannot be opened.
+    pub fn direct_writer(&self) -> Result<Option<crate::direct::DirectWriter>, Error> {
+        match (&self.sqlite_file, &self.write_gate) {
+            (Some(file), Some(gate)) => {
+                crate::direct::DirectWriter::open(file, gate.clone(), self.outbox_notify.clone())
+                    .map(Some)
+            }
+            _ => Ok(None),
+        }
     }
 
     /// The engine behind this handle.
@@ -216,9 +238,11 @@ impl Db {
         &self.conn
     }
 
-    /// Notified after each commit that wrote outbox rows (wakes the relay).
-    pub fn outbox_notify(&self) -> Arc<Notify> {
-        self.outbox_notify.clone()
+    /// Notified after each commit that wrote outbox rows of `service` (wakes its relay). Each
+    /// service has its own: services sharing one database (`steward up`) wake only their own
+    /// relay.
+    pub fn outbox_notify(&self, service: &str) -> Arc<Notify> {
+        self.outbox_notify.of(service)
     }
 
     /// Begins a labelled write transaction. Prefer [`crate::with_write_tx!`].
@@ -232,7 +256,7 @@ impl Db {
             tx,
             _gate: gate,
             label,
-            wrote_outbox: std::sync::atomic::AtomicBool::new(false),
+            wrote_outbox: std::sync::Mutex::new(Vec::new()),
             notify: self.outbox_notify.clone(),
             backend: self.backend,
         })
@@ -300,9 +324,37 @@ pub struct WriteTx {
     tx: DatabaseTransaction,
     _gate: Option<OwnedMutexGuard<()>>,
     label: &'static str,
-    wrote_outbox: std::sync::atomic::AtomicBool,
-    notify: Arc<Notify>,
+    /// The relays to wake after the commit (of the services whose outbox rows it wrote).
+    wrote_outbox: std::sync::Mutex<Vec<Arc<Notify>>>,
+    notify: OutboxNotify,
     backend: Backend,
+}
+
+/// One [`Notify`] per service, woken after a commit that wrote that service's outbox rows.
+#[derive(Clone, Default)]
+pub(crate) struct OutboxNotify(
+    Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<Notify>>>>,
+);
+
+impl OutboxNotify {
+    /// The notify of `service`.
+    pub(crate) fn of(&self, service: &str) -> Arc<Notify> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get(service) {
+            return n.clone();
+        }
+        let n = Arc::new(Notify::new());
+        map.insert(service.to_owned(), n.clone());
+        n
+    }
+
+    /// Adds the notify of `service` to `woken` (once).
+    pub(crate) fn add_to(&self, woken: &mut Vec<Arc<Notify>>, service: &str) {
+        let n = self.of(service);
+        if !woken.iter().any(|w| Arc::ptr_eq(w, &n)) {
+            woken.push(n);
+        }
+    }
 }
 
 impl WriteTx {
@@ -315,8 +367,12 @@ impl WriteTx {
             elapsed_us = started.elapsed().as_micros() as u64,
             "commit"
         );
-        if self.wrote_outbox.load(std::sync::atomic::Ordering::Relaxed) {
-            self.notify.notify_one();
+        let woken = self
+            .wrote_outbox
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner());
+        for n in woken {
+            n.notify_one();
         }
         Ok(())
     }
@@ -328,10 +384,10 @@ impl WriteTx {
         }
     }
 
-    /// Marks that this transaction wrote outbox rows.
-    pub(crate) fn mark_outbox(&self) {
-        self.wrote_outbox
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+    /// Marks that this transaction wrote outbox rows of `service`.
+    pub(crate) fn mark_outbox(&self, service: &str) {
+        let mut woken = self.wrote_outbox.lock().unwrap_or_else(|p| p.into_inner());
+        self.notify.add_to(&mut woken, service);
     }
 
     /// The engine.

@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod db;
+pub mod direct;
 pub mod filter_sql;
 pub mod idempotency;
 pub mod migrate;

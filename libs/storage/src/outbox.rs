@@ -35,7 +35,32 @@ pub async fn enqueue(tx: &WriteTx, service: &str, envelope: &EventEnvelope) -> R
         ])
         .to_owned();
     tx.execute(&q).await.map_err(db_err)?;
-    tx.mark_outbox();
+    tx.mark_outbox(service);
+    Ok(())
+}
+
+/// [`enqueue`] on a [`crate::direct::DirectWriter`]'s transaction.
+///
+/// # Errors
+/// A database error.
+pub fn enqueue_direct(
+    tx: &mut crate::direct::DirectTx<'_>,
+    service: &str,
+    envelope: &EventEnvelope,
+) -> Result<(), Error> {
+    tx.prepare_cached(
+        "INSERT INTO outbox (service, event_id, event_type, envelope, create_time) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(rusqlite::params![
+        service,
+        envelope.event_id,
+        envelope.r#type,
+        envelope.encode_to_vec(),
+        steward_common::time::now_ms(),
+    ])
+    .map_err(crate::direct::sqlite_err)?;
+    tx.mark_outbox(service);
     Ok(())
 }
 
@@ -69,7 +94,7 @@ pub async fn enqueue_many(
         tx.execute(&q).await.map_err(db_err)?;
     }
     if !envelopes.is_empty() {
-        tx.mark_outbox();
+        tx.mark_outbox(service);
     }
     Ok(())
 }

@@ -193,6 +193,49 @@ fn envelope(i: usize) -> EventEnvelope {
     }
 }
 
+/// Services sharing one database (`steward up`) each wake only their own relay: a commit
+/// of one service's events must not spend another's wake-up (which would leave the first
+/// waiting for its relay's poll).
+#[tokio::test]
+async fn a_commit_wakes_the_relay_of_the_service_it_wrote_for() {
+    for t in TestDb::all().await {
+        let (mine, theirs) = (t.db.outbox_notify("mine"), t.db.outbox_notify("theirs"));
+        let (woken, not_woken) = (mine.notified(), theirs.notified());
+        let r: steward_common::Result<()> = with_write_tx!(t.db, "ob", |tx| {
+            outbox::enqueue(&tx, "mine", &envelope(1)).await?;
+            outbox::enqueue_many(&tx, "mine", &[envelope(2), envelope(3)]).await?;
+            Ok(())
+        });
+        r.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), woken)
+            .await
+            .unwrap_or_else(|_| panic!("{}: the relay of the service was not woken", t.label));
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), not_woken)
+                .await
+                .is_err(),
+            "{}: another service's relay was woken",
+            t.label
+        );
+        // A rolled-back transaction wakes nobody.
+        let again = t.db.outbox_notify("mine");
+        let not_again = again.notified();
+        let r: steward_common::Result<()> = with_write_tx!(t.db, "ob", |tx| {
+            outbox::enqueue(&tx, "mine", &envelope(4)).await?;
+            Err(steward_common::Error::invalid_field("x", "boom"))
+        });
+        assert!(r.is_err());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), not_again)
+                .await
+                .is_err(),
+            "{}: a rolled-back write woke the relay",
+            t.label
+        );
+        t.cleanup().await;
+    }
+}
+
 #[tokio::test]
 async fn outbox_commits_with_the_change_and_the_relay_drains_it() {
     for t in TestDb::all().await {

@@ -14,6 +14,7 @@ use crate::support::{
 
 bus_suite!(
     relay_publishes_in_id_order_and_marks_published,
+    notifications_right_after_a_drain_are_coalesced,
     relay_retries_until_the_bus_recovers_and_logs_the_outage_once,
     rows_stay_pending_while_the_bus_is_down,
     shutdown_makes_a_final_bounded_drain,
@@ -26,6 +27,50 @@ fn quick() -> RelayOptions {
         max_backoff: Duration::from_millis(100),
         ..RelayOptions::default()
     }
+}
+
+/// A notification after a quiet spell drains at once; one that comes sooner than
+/// `min_drain_interval` after the last drain started waits for it (one drain publishes the
+/// events of several commits).
+async fn notifications_right_after_a_drain_are_coalesced(backend: &TestBackend) {
+    let bus = backend.default_bus().await;
+    let mut sub = bus.subscribe("g", "c").await.unwrap();
+    let store = Arc::new(MemOutbox::default());
+    let interval = Duration::from_secs(1);
+    let opts = RelayOptions {
+        poll_interval: Duration::from_secs(3600),
+        min_drain_interval: interval,
+        ..RelayOptions::default()
+    };
+    let relay = Relay::spawn(store.clone(), bus.clone(), opts);
+    // The start-up drain, then a quiet spell longer than the interval.
+    tokio::time::sleep(interval + Duration::from_millis(100)).await;
+
+    let first = envelope(1);
+    store.insert(first.clone());
+    let quiet = std::time::Instant::now();
+    relay.notify();
+    assert_eq!(receive(&mut sub, 1).await, [first]);
+    assert!(
+        quiet.elapsed() < interval / 2,
+        "a notification after a quiet spell waited {:?}",
+        quiet.elapsed()
+    );
+
+    // Two commits right after that drain: published together, not before the interval.
+    let (second, third) = (envelope(2), envelope(3));
+    store.insert(second.clone());
+    relay.notify();
+    store.insert(third.clone());
+    relay.notify();
+    assert_eq!(receive(&mut sub, 2).await, [second, third]);
+    assert!(
+        quiet.elapsed() >= interval,
+        "a notification {:?} after a drain did not wait for the interval",
+        quiet.elapsed()
+    );
+    assert!(store.pending_ids().is_empty());
+    relay.shutdown().await.unwrap();
 }
 
 async fn relay_publishes_in_id_order_and_marks_published(backend: &TestBackend) {

@@ -1,16 +1,26 @@
 //! Group commit of decision records.
 //!
 //! A decision must be durable before its answer is sent. Each request hands its record to one
-//! writer task per process and waits; the writer takes everything queued (up to
-//! [`MAX_BATCH`]), inserts it with multi-row statements together with one
-//! `deployment.decisions.recorded` outbox event in one transaction, and then wakes every
-//! waiter. A record whose request id is already stored is not written again: its waiter is told
-//! so and answers with the stored decision (a retry never doubles a record).
+//! writer per process and waits; the writer takes everything queued (up to [`MAX_BATCH`]),
+//! inserts it together with one `deployment.decisions.recorded` outbox event in one
+//! transaction, and then wakes every waiter. A record whose request id is already stored is
+//! not written again: its waiter is told so and answers with the stored decision (a retry
+//! never doubles a record; of two requests with one id in the same batch the first is
+//! written).
+//!
+//! On a SQLite file the writer is a thread that owns a write connection
+//! ([`steward_storage::direct`]): a batch is one transaction run in that thread, without the
+//! pool's hand-offs between threads per statement. On Postgres (and in-memory SQLite) it is
+//! a task writing through the pool with multi-row statements.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
-use steward_common::Error;
-use steward_proto::events::{Decision as PbDecision, DecisionsRecorded, event_envelope::Payload};
+use steward_common::{Error, ErrorKind};
+use steward_proto::events::{
+    Decision as PbDecision, DecisionsRecorded, EventEnvelope, event_envelope::Payload,
+};
+use steward_storage::direct::{DirectTx, DirectWriter};
 use steward_storage::{Db, ops, outbox, with_write_tx};
 use tokio::sync::{mpsc, oneshot};
 
@@ -20,6 +30,9 @@ use crate::store::decisions as store;
 
 /// Most records per transaction.
 pub const MAX_BATCH: usize = 1024;
+
+/// Attempts of a batch whose transaction hit a transient conflict.
+const ATTEMPTS: u32 = 3;
 
 /// What happened to a submitted record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,47 +45,49 @@ pub enum Written {
 
 type Reply = oneshot::Sender<Result<Written, Error>>;
 
-/// Handle to the writer task.
+/// A queued record: the decision, the traceparent of its request, and its waiter.
+type Queued = (Decision, String, Reply);
+
+/// Handle to the writer.
 #[derive(Clone)]
 pub struct DecisionWriter {
-    queue: mpsc::Sender<(Decision, String, Reply)>,
+    queue: mpsc::Sender<Queued>,
 }
 
 impl DecisionWriter {
-    /// Starts the writer over `db`.
+    /// Starts the writer over `db`: a thread with its own connection on a SQLite file, else
+    /// a task on the pool (call within a Tokio runtime).
     pub fn spawn(db: Db) -> Self {
-        let (queue, mut rx) = mpsc::channel::<(Decision, String, Reply)>(8 * MAX_BATCH);
-        tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(next) => batch.push(next),
-                        Err(_) => break,
-                    }
-                }
-                let records: Vec<Decision> = batch.iter().map(|(d, _, _)| d.clone()).collect();
-                let traceparent = batch.last().map(|(_, t, _)| t.clone()).unwrap_or_default();
-                match write(&db, &records, &traceparent).await {
-                    Ok(inserted) => {
-                        for (d, _, reply) in batch {
-                            let w = if inserted.contains(&d.request_id) {
-                                Written::New
-                            } else {
-                                Written::Exists
-                            };
-                            let _ = reply.send(Ok(w));
+        let (queue, rx) = mpsc::channel::<Queued>(8 * MAX_BATCH);
+        let direct = db.direct_writer().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "decision writer: no write connection of its own; writing through the pool");
+            None
+        });
+        match direct {
+            Some(w) => {
+                // If the thread cannot be started, its closure never ran and the queue is
+                // still here for the pool writer.
+                let slot = Arc::new(std::sync::Mutex::new(Some(rx)));
+                let theirs = slot.clone();
+                let started = std::thread::Builder::new()
+                    .name("decision-writer".into())
+                    .spawn(move || {
+                        let rx = theirs.lock().unwrap_or_else(|p| p.into_inner()).take();
+                        if let Some(rx) = rx {
+                            direct_loop(w, rx);
                         }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, records = records.len(), "decision records not written");
-                        for (_, _, reply) in batch {
-                            let _ = reply.send(Err(e.clone()));
-                        }
+                    });
+                if let Err(e) = started {
+                    tracing::warn!(error = %e, "decision writer thread not started; writing through the pool");
+                    if let Some(rx) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                        tokio::spawn(pool_loop(db, rx));
                     }
                 }
             }
-        });
+            None => {
+                tokio::spawn(pool_loop(db, rx));
+            }
+        }
         Self { queue }
     }
 
@@ -85,6 +100,112 @@ impl DecisionWriter {
         rx.await
             .map_err(|_| Error::internal("decision writer stopped"))?
     }
+}
+
+/// `first` and whatever else is queued now, up to [`MAX_BATCH`].
+fn batch_from(first: Queued, rx: &mut mpsc::Receiver<Queued>) -> Vec<Queued> {
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(next) => batch.push(next),
+            Err(_) => break,
+        }
+    }
+    batch
+}
+
+/// Answers every waiter of `batch`: of the ids in `inserted`, the first record of each in the
+/// batch was written; every other record was already stored.
+fn reply(batch: Vec<Queued>, result: Result<HashSet<String>, Error>) {
+    match result {
+        Ok(inserted) => {
+            let mut answered = HashSet::new();
+            for (d, _, reply) in batch {
+                let w = if inserted.contains(&d.request_id) && answered.insert(d.request_id) {
+                    Written::New
+                } else {
+                    Written::Exists
+                };
+                let _ = reply.send(Ok(w));
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, records = batch.len(), "decision records not written");
+            for (_, _, reply) in batch {
+                let _ = reply.send(Err(e.clone()));
+            }
+        }
+    }
+}
+
+/// The writer thread on a SQLite file: one transaction per batch on its own connection.
+fn direct_loop(mut w: DirectWriter, mut rx: mpsc::Receiver<Queued>) {
+    while let Some(first) = rx.blocking_recv() {
+        let batch = batch_from(first, &mut rx);
+        let mut attempt = 0;
+        let result = loop {
+            attempt += 1;
+            match w.write(|tx| write_direct(tx, &batch)) {
+                Err(e)
+                    if e.kind == ErrorKind::Aborted
+                        && e.reason == steward_storage::db::RETRYABLE
+                        && attempt < ATTEMPTS =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10 << attempt));
+                }
+                other => break other,
+            }
+        };
+        reply(batch, result);
+    }
+}
+
+/// The writer task on the pool.
+async fn pool_loop(db: Db, mut rx: mpsc::Receiver<Queued>) {
+    while let Some(first) = rx.recv().await {
+        let batch = batch_from(first, &mut rx);
+        let result = write_pool(&db, &batch).await;
+        reply(batch, result);
+    }
+}
+
+/// The traceparent the batch's event carries (its last request's).
+fn traceparent_of(batch: &[Queued]) -> &str {
+    batch.last().map(|(_, t, _)| t.as_str()).unwrap_or_default()
+}
+
+/// The `deployment.decisions.recorded` event of `written`.
+fn event<'a>(written: impl Iterator<Item = &'a Decision>, traceparent: &str) -> EventEnvelope {
+    let ctx = Ctx {
+        traceparent: traceparent.to_string(),
+        ..Default::default()
+    };
+    ops::envelope(
+        SERVICE,
+        &ctx,
+        "deployment.decisions.recorded",
+        String::new(),
+        Payload::DecisionsRecorded(DecisionsRecorded {
+            decisions: written.map(to_pb).collect(),
+        }),
+    )
+}
+
+/// One batch on the writer thread's transaction; returns the request ids written.
+fn write_direct(tx: &mut DirectTx<'_>, batch: &[Queued]) -> Result<HashSet<String>, Error> {
+    let mut inserted = HashSet::new();
+    let mut written = Vec::new();
+    for (d, _, _) in batch {
+        if store::insert_direct(tx, d)? {
+            inserted.insert(d.request_id.clone());
+            written.push(d);
+        }
+    }
+    if !written.is_empty() {
+        let env = event(written.into_iter(), traceparent_of(batch));
+        outbox::enqueue_direct(tx, SERVICE, &env)?;
+    }
+    Ok(inserted)
 }
 
 fn to_pb(d: &Decision) -> PbDecision {
@@ -105,33 +226,24 @@ fn to_pb(d: &Decision) -> PbDecision {
     }
 }
 
-async fn write(db: &Db, records: &[Decision], traceparent: &str) -> Result<HashSet<String>, Error> {
-    // Duplicates inside one batch: the first wins.
+/// One batch through the pool; returns the request ids written.
+async fn write_pool(db: &Db, batch: &[Queued]) -> Result<HashSet<String>, Error> {
+    // Duplicates inside one batch: the first is offered (the others are answered `Exists`).
     let mut seen = HashSet::new();
-    let unique: Vec<Decision> = records
+    let unique: Vec<Decision> = batch
         .iter()
+        .map(|(d, _, _)| d)
         .filter(|d| seen.insert(d.request_id.clone()))
         .cloned()
         .collect();
+    let traceparent = traceparent_of(batch);
     with_write_tx!(db, "record_decisions", |tx| {
         let inserted = store::insert_many(&tx, &unique).await?;
         let set: HashSet<String> = inserted.into_iter().collect();
         if !set.is_empty() {
-            let decisions: Vec<PbDecision> = unique
-                .iter()
-                .filter(|d| set.contains(&d.request_id))
-                .map(to_pb)
-                .collect();
-            let ctx = Ctx {
-                traceparent: traceparent.to_string(),
-                ..Default::default()
-            };
-            let env = ops::envelope(
-                SERVICE,
-                &ctx,
-                "deployment.decisions.recorded",
-                String::new(),
-                Payload::DecisionsRecorded(DecisionsRecorded { decisions }),
+            let env = event(
+                unique.iter().filter(|d| set.contains(&d.request_id)),
+                traceparent,
             );
             outbox::enqueue(&tx, SERVICE, &env).await?;
         }

@@ -4,6 +4,7 @@ use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, OnConflict, Order, Query};
 use steward_common::Error;
 use steward_storage::db_err;
+use steward_storage::direct::{DirectTx, sqlite_err};
 use steward_storage::schema::DecisionRecords as T;
 
 use super::{WriteTx, fetch_all, fetch_one, get};
@@ -82,6 +83,38 @@ pub async fn insert_many(tx: &WriteTx, ds: &[Decision]) -> Result<Vec<String>, E
         }
     }
     Ok(inserted)
+}
+
+/// Inserts `d` on a writer thread's own SQLite connection unless its request id is recorded;
+/// whether it was inserted.
+pub fn insert_direct(tx: &DirectTx<'_>, d: &Decision) -> Result<bool, Error> {
+    let n = tx
+        .prepare_cached(
+            "INSERT INTO decision_records (request_id, time, deployment, revision, variant, \
+             model, version, kind, input_digest, inputs_json, inputs_erased, outputs_json, \
+             latency_us, error, routing_key) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+             ON CONFLICT (request_id) DO NOTHING",
+        )?
+        .execute(rusqlite::params![
+            d.request_id,
+            d.time,
+            d.deployment,
+            d.revision,
+            d.variant,
+            d.model,
+            d.version,
+            d.kind,
+            d.input_digest,
+            d.inputs_json,
+            i16::from(d.inputs_erased),
+            d.outputs_json,
+            d.latency_us,
+            d.error,
+            d.routing_key,
+        ])
+        .map_err(sqlite_err)?;
+    Ok(n == 1)
 }
 
 /// One decision.
