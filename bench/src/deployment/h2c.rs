@@ -39,9 +39,10 @@ impl H2Conn {
             .authority()
             .with_context(|| format!("{url} has no host"))?
             .clone();
+        let port = authority.port_u16().unwrap_or(80);
         let tcp = tokio::time::timeout(
             Duration::from_secs(5),
-            tokio::net::TcpStream::connect(authority.as_str()),
+            tokio::net::TcpStream::connect((authority.host(), port)),
         )
         .await
         .with_context(|| format!("connecting to {url}: timed out"))?

@@ -113,13 +113,22 @@ impl Relay {
         mut commands: mpsc::Receiver<Command>,
     ) -> Result<()> {
         let poll_interval = self.opts.poll_interval.max(Duration::from_millis(1));
+        // A notification that came sooner than `min_drain_interval` after the last drain
+        // started: the drain is due then (commands are still served meanwhile).
+        let mut deferred = false;
         loop {
             let backing_off = self.backoff.current();
+            let due = self
+                .last_drain
+                .map_or_else(tokio::time::Instant::now, |last| {
+                    last + self.opts.min_drain_interval
+                });
             tokio::select! {
                 biased;
                 command = commands.recv() => match command {
                     None => return Ok(()),
                     Some(Command::Flush(reply)) => {
+                        deferred = false;
                         let result = self.attempt().await;
                         let _ = reply.send(result);
                     }
@@ -127,13 +136,19 @@ impl Relay {
                 },
                 // While backing off, a commit's notification waits (its permit is kept) until the
                 // backoff delay is over, so a down bus is not hammered once per commit.
-                () = notify.notified(), if backing_off.is_none() => {
-                    if let Some(last) = self.last_drain {
-                        tokio::time::sleep_until(last + self.opts.min_drain_interval).await;
+                () = notify.notified(), if backing_off.is_none() && !deferred => {
+                    if tokio::time::Instant::now() < due {
+                        deferred = true;
+                    } else {
+                        let _ = self.attempt().await;
                     }
+                }
+                () = tokio::time::sleep_until(due), if deferred && backing_off.is_none() => {
+                    deferred = false;
                     let _ = self.attempt().await;
                 }
                 () = tokio::time::sleep(backing_off.unwrap_or(poll_interval)) => {
+                    deferred = false;
                     let _ = self.attempt().await;
                 }
             }

@@ -80,7 +80,7 @@ impl DirectWriter {
             c.execute_batch(
                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
                  PRAGMA foreign_keys = ON; PRAGMA case_sensitive_like = ON; \
-                 PRAGMA temp_store = MEMORY;",
+                 PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384;",
             )?;
             c.set_prepared_statement_cache_capacity(32);
             Ok(c)
@@ -232,15 +232,17 @@ mod tests {
         })
         .await;
         assert_eq!(rows(&db).await, [("a".into(), 1), ("b".into(), 2)]);
-        tokio::time::timeout(Duration::from_secs(5), wake)
-            .await
-            .expect("a commit that wrote outbox rows wakes the relay");
+        // The other service first: with one notification shared by all, it would take the
+        // wake-up meant for "svc".
         assert!(
             tokio::time::timeout(Duration::from_millis(100), not_woken)
                 .await
                 .is_err(),
             "the relay of a service that wrote nothing was woken"
         );
+        tokio::time::timeout(Duration::from_secs(5), wake)
+            .await
+            .expect("a commit that wrote outbox rows wakes the relay");
 
         // A failing body, and a failing statement after a good one: nothing of either stays.
         let (body, statement) = on_thread(&db, |w| {

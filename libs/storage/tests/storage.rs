@@ -207,9 +207,8 @@ async fn a_commit_wakes_the_relay_of_the_service_it_wrote_for() {
             Ok(())
         });
         r.unwrap();
-        tokio::time::timeout(Duration::from_secs(5), woken)
-            .await
-            .unwrap_or_else(|_| panic!("{}: the relay of the service was not woken", t.label));
+        // The other service first: with one notification shared by all, it would take the
+        // wake-up meant for "mine".
         assert!(
             tokio::time::timeout(Duration::from_millis(100), not_woken)
                 .await
@@ -217,6 +216,9 @@ async fn a_commit_wakes_the_relay_of_the_service_it_wrote_for() {
             "{}: another service's relay was woken",
             t.label
         );
+        tokio::time::timeout(Duration::from_secs(5), woken)
+            .await
+            .unwrap_or_else(|_| panic!("{}: the relay of the service was not woken", t.label));
         // A rolled-back transaction wakes nobody.
         let again = t.db.outbox_notify("mine");
         let not_again = again.notified();

@@ -69,7 +69,23 @@ async fn notifications_right_after_a_drain_are_coalesced(backend: &TestBackend) 
         "a notification {:?} after a drain did not wait for the interval",
         quiet.elapsed()
     );
-    assert!(store.pending_ids().is_empty());
+    eventually("the rows marked published", || {
+        store.pending_ids().is_empty()
+    })
+    .await;
+
+    // A command is served while a drain waits for the interval: flush publishes at once.
+    let fourth = envelope(4);
+    store.insert(fourth.clone());
+    let waiting = std::time::Instant::now();
+    relay.notify();
+    relay.flush().await.unwrap();
+    assert!(
+        waiting.elapsed() < interval / 2,
+        "flush waited {:?} behind a deferred drain",
+        waiting.elapsed()
+    );
+    assert_eq!(receive(&mut sub, 1).await, [fourth]);
     relay.shutdown().await.unwrap();
 }
 

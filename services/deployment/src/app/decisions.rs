@@ -73,8 +73,13 @@ impl DecisionWriter {
                     .name("decision-writer".into())
                     .spawn(move || {
                         let rx = theirs.lock().unwrap_or_else(|p| p.into_inner()).take();
-                        if let Some(rx) = rx {
-                            direct_loop(w, rx);
+                        let Some(rx) = rx else { return };
+                        let run = std::panic::AssertUnwindSafe(|| direct_loop(w, rx));
+                        if std::panic::catch_unwind(run).is_err() {
+                            tracing::error!(
+                                "the decision writer panicked: Route and ModelInfer fail until the \
+                                 service restarts"
+                            );
                         }
                     });
                 if let Err(e) = started {
@@ -249,4 +254,63 @@ async fn write_pool(db: &Db, batch: &[Queued]) -> Result<HashSet<String>, Error>
         }
         Ok(set)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queued(id: &str) -> (Queued, oneshot::Receiver<Result<Written, Error>>) {
+        let (tx, rx) = oneshot::channel();
+        let d = Decision {
+            request_id: id.into(),
+            time: 1,
+            deployment: "d".into(),
+            revision: 1,
+            variant: "stable".into(),
+            model: "m".into(),
+            version: 1,
+            kind: "route".into(),
+            input_digest: String::new(),
+            inputs_json: None,
+            inputs_erased: false,
+            event_inputs_json: String::new(),
+            outputs_json: String::new(),
+            latency_us: 1,
+            error: String::new(),
+            routing_key: String::new(),
+        };
+        ((d, String::new(), tx), rx)
+    }
+
+    #[test]
+    fn of_one_request_id_in_a_batch_only_the_first_is_new() {
+        let (batch, answers): (Vec<_>, Vec<_>) =
+            ["a", "b", "a", "c"].into_iter().map(queued).unzip();
+        // "c" was stored before this batch.
+        reply(batch, Ok(["a", "b"].map(String::from).into()));
+        let got: Vec<Written> = answers
+            .into_iter()
+            .map(|mut rx| rx.try_recv().unwrap().unwrap())
+            .collect();
+        assert_eq!(
+            got,
+            [Written::New, Written::New, Written::Exists, Written::Exists]
+        );
+    }
+
+    #[test]
+    fn a_failed_batch_fails_every_waiter() {
+        let (batch, answers): (Vec<_>, Vec<_>) = ["a", "b"].into_iter().map(queued).unzip();
+        reply(
+            batch,
+            Err(Error::unavailable("DATABASE_UNAVAILABLE", "down")),
+        );
+        for mut rx in answers {
+            assert_eq!(
+                rx.try_recv().unwrap().unwrap_err().reason,
+                "DATABASE_UNAVAILABLE"
+            );
+        }
+    }
 }
