@@ -42,7 +42,14 @@ impl H2Conn {
         let port = authority.port_u16().unwrap_or(80);
         let tcp = tokio::time::timeout(
             Duration::from_secs(5),
-            tokio::net::TcpStream::connect((authority.host(), port)),
+            // `[::1]` -> `::1`.
+            tokio::net::TcpStream::connect((
+                authority
+                    .host()
+                    .trim_start_matches('[')
+                    .trim_end_matches(']'),
+                port,
+            )),
         )
         .await
         .with_context(|| format!("connecting to {url}: timed out"))?

@@ -66,20 +66,25 @@ impl DecisionWriter {
         match direct {
             Some(w) => {
                 // If the thread cannot be started, its closure never ran and the queue is
-                // still here for the pool writer.
+                // still here for the pool writer; if the thread panics, the pool writer takes
+                // over the queue (the batch in flight fails, its transaction rolled back).
                 let slot = Arc::new(std::sync::Mutex::new(Some(rx)));
                 let theirs = slot.clone();
+                let (pool_db, runtime) = (db.clone(), tokio::runtime::Handle::current());
                 let started = std::thread::Builder::new()
                     .name("decision-writer".into())
                     .spawn(move || {
                         let rx = theirs.lock().unwrap_or_else(|p| p.into_inner()).take();
-                        let Some(rx) = rx else { return };
-                        let run = std::panic::AssertUnwindSafe(|| direct_loop(w, rx));
-                        if std::panic::catch_unwind(run).is_err() {
-                            tracing::error!(
-                                "the decision writer panicked: Route and ModelInfer fail until the \
-                                 service restarts"
-                            );
+                        let Some(mut rx) = rx else { return };
+                        let run = std::panic::AssertUnwindSafe(|| direct_loop(w, &mut rx));
+                        if let Err(panic) = std::panic::catch_unwind(run) {
+                            let what = panic
+                                .downcast_ref::<&str>()
+                                .map(|s| (*s).to_owned())
+                                .or_else(|| panic.downcast_ref::<String>().cloned())
+                                .unwrap_or_default();
+                            tracing::error!(panic = %what, "the decision writer thread panicked; writing decisions through the pool from now on");
+                            runtime.spawn(pool_loop(pool_db, rx));
                         }
                     });
                 if let Err(e) = started {
@@ -144,9 +149,9 @@ fn reply(batch: Vec<Queued>, result: Result<HashSet<String>, Error>) {
 }
 
 /// The writer thread on a SQLite file: one transaction per batch on its own connection.
-fn direct_loop(mut w: DirectWriter, mut rx: mpsc::Receiver<Queued>) {
+fn direct_loop(mut w: DirectWriter, rx: &mut mpsc::Receiver<Queued>) {
     while let Some(first) = rx.blocking_recv() {
-        let batch = batch_from(first, &mut rx);
+        let batch = batch_from(first, rx);
         let mut attempt = 0;
         let result = loop {
             attempt += 1;
