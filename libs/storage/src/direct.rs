@@ -96,7 +96,9 @@ impl DirectWriter {
     }
 
     /// Runs `f` in one transaction and commits it, holding the process's write gate
-    /// throughout. When `f` or the commit fails nothing of `f` is kept.
+    /// throughout; like [`crate::with_write_tx!`], a transient conflict (another process
+    /// holding the database locked) runs `f` again, up to three attempts. When `f` or the
+    /// commit fails nothing of `f` is kept.
     ///
     /// # Errors
     /// `f`'s error; `ABORTED` (`RETRYABLE`) when the database stayed locked by another
@@ -106,7 +108,27 @@ impl DirectWriter {
     /// When called from an async task (it blocks).
     pub fn write<T>(
         &mut self,
-        f: impl FnOnce(&mut DirectTx<'_>) -> Result<T, Error>,
+        mut f: impl FnMut(&mut DirectTx<'_>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.write_once(&mut f) {
+                Err(e)
+                    if e.kind == ErrorKind::Aborted
+                        && e.reason == crate::db::RETRYABLE
+                        && attempt < 3 =>
+                {
+                    std::thread::sleep(crate::retry_delay(attempt));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn write_once<T>(
+        &mut self,
+        f: &mut impl FnMut(&mut DirectTx<'_>) -> Result<T, Error>,
     ) -> Result<T, Error> {
         let gate = self.gate.blocking_lock();
         let tx = self

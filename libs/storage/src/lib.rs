@@ -115,8 +115,13 @@ pub type __Result<T> = steward_common::Result<T>;
 
 #[doc(hidden)]
 pub async fn __backoff(attempt: u32) {
-    // 5, 10, 20 ms with jitter: enough for a competing transaction to finish.
+    tokio::time::sleep(retry_delay(attempt)).await;
+}
+
+/// The wait before retrying a transaction after its `attempt`-th conflict: 5, 10, 20 ms with
+/// jitter, enough for a competing transaction to finish.
+pub(crate) fn retry_delay(attempt: u32) -> std::time::Duration {
     let base = 5u64 << attempt.min(4);
     let jitter = uuid::Uuid::new_v4().as_u128() as u64 % base.max(1);
-    tokio::time::sleep(std::time::Duration::from_millis(base + jitter)).await;
+    std::time::Duration::from_millis(base + jitter)
 }

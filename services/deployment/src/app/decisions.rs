@@ -16,7 +16,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use steward_common::{Error, ErrorKind};
+use steward_common::Error;
 use steward_proto::events::{
     Decision as PbDecision, DecisionsRecorded, EventEnvelope, event_envelope::Payload,
 };
@@ -30,9 +30,6 @@ use crate::store::decisions as store;
 
 /// Most records per transaction.
 pub const MAX_BATCH: usize = 1024;
-
-/// Attempts of a batch whose transaction hit a transient conflict.
-const ATTEMPTS: u32 = 3;
 
 /// What happened to a submitted record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,20 +149,7 @@ fn reply(batch: Vec<Queued>, result: Result<HashSet<String>, Error>) {
 fn direct_loop(mut w: DirectWriter, rx: &mut mpsc::Receiver<Queued>) {
     while let Some(first) = rx.blocking_recv() {
         let batch = batch_from(first, rx);
-        let mut attempt = 0;
-        let result = loop {
-            attempt += 1;
-            match w.write(|tx| write_direct(tx, &batch)) {
-                Err(e)
-                    if e.kind == ErrorKind::Aborted
-                        && e.reason == steward_storage::db::RETRYABLE
-                        && attempt < ATTEMPTS =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(10 << attempt));
-                }
-                other => break other,
-            }
-        };
+        let result = w.write(|tx| write_direct(tx, &batch));
         reply(batch, result);
     }
 }
