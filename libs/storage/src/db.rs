@@ -52,6 +52,8 @@ pub struct Db {
     outbox_notify: OutboxNotify,
     /// The database file (SQLite on disk only), for [`Db::direct_writer`].
     sqlite_file: Option<std::path::PathBuf>,
+    /// The WAL checkpointer of that file, stopped with the last clone.
+    _checkpointer: Option<Arc<crate::checkpoint::Checkpointer>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -190,6 +192,11 @@ impl Db {
                     // database go to the kernel page by page).
                     .pragma("cache_size", "-16384")
                     .pragma("temp_store", "MEMORY")
+                    // Checkpoints run in their own thread (see `crate::checkpoint`).
+                    .pragma(
+                        "wal_autocheckpoint",
+                        crate::checkpoint::FALLBACK_PAGES.to_string(),
+                    )
             });
         }
         let mut conn = Database::connect(co).await.map_err(|e| {
@@ -204,12 +211,20 @@ impl Db {
             Backend::Sqlite => crate::direct::file_of(url),
             Backend::Postgres => None,
         };
+        let write_gate = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
+        let checkpointer = match (&sqlite_file, &write_gate) {
+            (Some(file), Some(gate)) => {
+                crate::checkpoint::Checkpointer::start(file, gate.clone()).map(Arc::new)
+            }
+            _ => None,
+        };
         Ok(Db {
             conn,
             backend,
-            write_gate: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
+            write_gate,
             outbox_notify: OutboxNotify::default(),
             sqlite_file,
+            _checkpointer: checkpointer,
         })
     }
 

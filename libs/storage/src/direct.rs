@@ -77,11 +77,13 @@ impl DirectWriter {
         .and_then(|c| {
             c.busy_timeout(Duration::from_secs(30))?;
             // The pool's settings (see `Db::connect`); `synchronous` is per connection.
-            c.execute_batch(
+            c.execute_batch(&format!(
                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
                  PRAGMA foreign_keys = ON; PRAGMA case_sensitive_like = ON; \
-                 PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384;",
-            )?;
+                 PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384; \
+                 PRAGMA wal_autocheckpoint = {};",
+                crate::checkpoint::FALLBACK_PAGES
+            ))?;
             c.set_prepared_statement_cache_capacity(32);
             Ok(c)
         })

@@ -6,6 +6,7 @@
 //! outbox, audit) are written in the same transaction as the domain change.
 
 pub mod audit;
+pub mod checkpoint;
 pub mod db;
 pub mod direct;
 pub mod filter_sql;
