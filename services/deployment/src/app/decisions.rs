@@ -15,6 +15,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use steward_common::Error;
 use steward_proto::events::{
@@ -30,6 +31,14 @@ use crate::store::decisions as store;
 
 /// Most records per transaction.
 pub const MAX_BATCH: usize = 1024;
+
+/// Least time between the starts of two commits on a SQLite file when the first carried more
+/// than one record. Every commit appends each page it changed to the write-ahead log (8-10
+/// pages for a batch of decisions, whatever its size), so a writer that commits as soon as
+/// one record is queued writes ~10 KB per decision under load (280 MB/s at 30,000 routes/s
+/// on the reference machine); spaced commits carry several records each. A lone client's
+/// record, or one after a quiet spell, is committed at once.
+pub const COMMIT_SPACING: Duration = Duration::from_micros(400);
 
 /// What happened to a submitted record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,12 +154,32 @@ fn reply(batch: Vec<Queued>, result: Result<HashSet<String>, Error>) {
     }
 }
 
-/// The writer thread on a SQLite file: one transaction per batch on its own connection.
+/// The writer thread on a SQLite file: one transaction per batch on its own connection (see
+/// [`COMMIT_SPACING`]).
 fn direct_loop(mut w: DirectWriter, rx: &mut mpsc::Receiver<Queued>) {
+    let mut last: Option<(Instant, usize)> = None;
     while let Some(first) = rx.blocking_recv() {
+        let wait = wait_before_commit(last, Instant::now(), COMMIT_SPACING);
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
+        }
+        let started = Instant::now();
         let batch = batch_from(first, rx);
+        last = Some((started, batch.len()));
         let result = w.write(|tx| write_direct(tx, &batch));
         reply(batch, result);
+    }
+}
+
+/// How long the writer waits before its next commit, given when the last one started and how
+/// many records it carried: after a batch of several records (requests arrive concurrently)
+/// until `spacing` after that start, else not at all (a lone client waits for no one).
+fn wait_before_commit(last: Option<(Instant, usize)>, now: Instant, spacing: Duration) -> Duration {
+    match last {
+        Some((started, records)) if records > 1 => {
+            (started + spacing).saturating_duration_since(now)
+        }
+        _ => Duration::ZERO,
     }
 }
 
@@ -285,6 +314,28 @@ mod tests {
         assert_eq!(
             got,
             [Written::New, Written::New, Written::Exists, Written::Exists]
+        );
+    }
+
+    #[test]
+    fn commits_are_spaced_only_after_a_batch_of_several_records() {
+        let (t0, sp) = (Instant::now(), COMMIT_SPACING);
+        assert_eq!(wait_before_commit(None, t0, sp), Duration::ZERO);
+        // A lone client: one record per batch, never held back.
+        assert_eq!(wait_before_commit(Some((t0, 1)), t0, sp), Duration::ZERO);
+        // Concurrent requests: the rest of the spacing, then nothing.
+        let quarter = sp / 4;
+        assert_eq!(
+            wait_before_commit(Some((t0, 5)), t0 + quarter, sp),
+            sp - quarter
+        );
+        assert_eq!(
+            wait_before_commit(Some((t0, 5)), t0 + sp, sp),
+            Duration::ZERO
+        );
+        assert_eq!(
+            wait_before_commit(Some((t0, 5)), t0 + 2 * sp, sp),
+            Duration::ZERO
         );
     }
 
