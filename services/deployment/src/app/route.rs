@@ -13,35 +13,82 @@ use crate::domain::{Decision, Deployment, Revision, Variant};
 use crate::store::{decisions, deployments as store};
 
 /// How long a replica may serve a revision it read before reading again. The replica that
-/// applies a revision drops its entry at once; other replicas follow within this time.
+/// applies a revision drops its entry at once; other replicas follow within this time (plus
+/// the one read that refreshes it).
 pub const REVISION_TTL: Duration = Duration::from_secs(1);
+
+/// How long past [`REVISION_TTL`] an entry may still be served while one request reads the
+/// deployment again. Without it, every request that finds the entry expired reads the
+/// database at once: under load, hundreds of reads queue on the pool and Route stalls for
+/// tens of milliseconds every [`REVISION_TTL`]. Past this, every request reads.
+pub const STALE_GRACE: Duration = Duration::from_secs(5);
+
+/// How long the request that took on a refresh has before another one may (its future may
+/// have been dropped).
+const REFRESH_CLAIM: Duration = Duration::from_secs(1);
 
 /// A deployment with its current revision, shared by the requests that route on it.
 pub type Current = Arc<(Deployment, Revision)>;
 
+struct Entry {
+    read_at: Instant,
+    value: Current,
+    /// Since when a request has been reading it again.
+    refreshing: Option<Instant>,
+}
+
+/// What a request does with the cache's entry of a deployment.
+enum Lookup {
+    /// Serve it (fresh, or expired while another request reads it again).
+    Serve(Current),
+    /// Read the deployment (none cached, too old, or this request refreshes it).
+    Read,
+}
+
 /// The current revision of each deployment, in memory.
 #[derive(Default)]
 pub struct RevisionCache {
-    map: Mutex<HashMap<String, (Instant, Current)>>,
+    map: Mutex<HashMap<String, Entry>>,
 }
 
 impl RevisionCache {
-    fn get(&self, id: &str) -> Option<Arc<(Deployment, Revision)>> {
-        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(id)
-            .filter(|(t, _)| t.elapsed() < REVISION_TTL)
-            .map(|(_, v)| v.clone())
+    fn lookup(&self, id: &str) -> Lookup {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(e) = map.get_mut(id) else {
+            return Lookup::Read;
+        };
+        let age = e.read_at.elapsed();
+        if age < REVISION_TTL {
+            return Lookup::Serve(e.value.clone());
+        }
+        if age >= REVISION_TTL + STALE_GRACE {
+            return Lookup::Read;
+        }
+        match e.refreshing {
+            Some(since) if since.elapsed() < REFRESH_CLAIM => Lookup::Serve(e.value.clone()),
+            _ => {
+                e.refreshing = Some(Instant::now());
+                Lookup::Read
+            }
+        }
     }
 
-    fn put(&self, id: &str, v: Arc<(Deployment, Revision)>, read_at: Instant) {
+    fn put(&self, id: &str, value: Current, read_at: Instant) {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() > 100_000 {
             map.clear();
         }
-        map.insert(id.to_string(), (read_at, v));
+        map.insert(
+            id.to_string(),
+            Entry {
+                read_at,
+                value,
+                refreshing: None,
+            },
+        );
     }
 
-    /// Drops a deployment's entry (after a change on this replica).
+    /// Drops a deployment's entry (after a change on this replica, or a failed read).
     pub fn invalidate(&self, id: &str) {
         self.map
             .lock()
@@ -66,12 +113,28 @@ pub struct Routed {
 }
 
 impl Deployments {
-    /// The deployment and its current revision (cached for [`REVISION_TTL`]).
-    pub async fn current(&self, id: &str) -> Result<Arc<(Deployment, Revision)>, Error> {
-        if let Some(v) = self.revisions.get(id) {
+    /// The deployment and its current revision (cached for [`REVISION_TTL`]; see
+    /// [`STALE_GRACE`]).
+    pub async fn current(&self, id: &str) -> Result<Current, Error> {
+        if let Lookup::Serve(v) = self.revisions.lookup(id) {
             return Ok(v);
         }
         let read_at = Instant::now();
+        match self.read_current(id).await {
+            Ok(v) => {
+                self.revisions.put(id, v.clone(), read_at);
+                Ok(v)
+            }
+            Err(e) => {
+                // No stale answers for a deployment that cannot be read (deleted, or a
+                // database error): the next requests read it themselves.
+                self.revisions.invalidate(id);
+                Err(e)
+            }
+        }
+    }
+
+    async fn read_current(&self, id: &str) -> Result<Current, Error> {
         let c = self.db.conn();
         let d = store::get_one(c, id)
             .await?
@@ -79,9 +142,7 @@ impl Deployments {
         let r = store::revision(c, id, d.current_revision)
             .await?
             .ok_or_else(|| Error::internal("current revision missing"))?;
-        let v = Arc::new((d, r));
-        self.revisions.put(id, v.clone(), read_at);
-        Ok(v)
+        Ok(Arc::new((d, r)))
     }
 
     /// Picks the variant of `routing_key` (or of the request id when the key is empty).
@@ -173,5 +234,87 @@ impl Deployments {
             variant,
             shadow: r.shadow,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn current(revision: i64) -> Current {
+        let d = Deployment {
+            id: "d".into(),
+            model: "m".into(),
+            environment: "staging".into(),
+            current_revision: revision,
+            active_rollout: String::new(),
+            active_ab_test: String::new(),
+            creator: "me".into(),
+            create_time: 0,
+            update_time: 0,
+            revision: 1,
+        };
+        let r = Revision {
+            deployment: "d".into(),
+            number: revision,
+            variants: Vec::new(),
+            shadow: None,
+            reason: String::new(),
+            creator: "me".into(),
+            create_time: 0,
+        };
+        Arc::new((d, r))
+    }
+
+    fn served(l: Lookup) -> Option<i64> {
+        match l {
+            Lookup::Serve(v) => Some(v.1.number),
+            Lookup::Read => None,
+        }
+    }
+
+    #[test]
+    fn an_expired_entry_is_read_again_by_one_request_while_the_others_serve_it() {
+        let cache = RevisionCache::default();
+        assert_eq!(served(cache.lookup("d")), None, "nothing cached: read");
+        cache.put("d", current(1), Instant::now());
+        assert_eq!(served(cache.lookup("d")), Some(1));
+
+        let expired = Instant::now() - REVISION_TTL - Duration::from_millis(1);
+        cache.put("d", current(1), expired);
+        assert_eq!(served(cache.lookup("d")), None, "the first request reads");
+        assert_eq!(
+            served(cache.lookup("d")),
+            Some(1),
+            "the others serve it meanwhile"
+        );
+        assert_eq!(served(cache.lookup("d")), Some(1));
+        cache.put("d", current(2), Instant::now());
+        assert_eq!(served(cache.lookup("d")), Some(2), "the read replaced it");
+    }
+
+    #[test]
+    fn a_refresh_that_never_came_back_is_taken_over_and_too_old_entries_are_not_served() {
+        let cache = RevisionCache::default();
+        let expired = Instant::now() - REVISION_TTL - Duration::from_millis(1);
+        cache.put("d", current(1), expired);
+        assert_eq!(served(cache.lookup("d")), None);
+        // The refreshing request's future was dropped long ago.
+        cache.map.lock().unwrap().get_mut("d").unwrap().refreshing =
+            Some(Instant::now() - REFRESH_CLAIM);
+        assert_eq!(served(cache.lookup("d")), None, "another request reads");
+        assert_eq!(served(cache.lookup("d")), Some(1));
+
+        cache.put("d", current(1), Instant::now() - REVISION_TTL - STALE_GRACE);
+        assert_eq!(served(cache.lookup("d")), None);
+        assert_eq!(
+            served(cache.lookup("d")),
+            None,
+            "past the grace every request reads"
+        );
+
+        cache.put("d", current(1), Instant::now());
+        cache.invalidate("d");
+        assert_eq!(served(cache.lookup("d")), None, "dropped: read");
     }
 }
