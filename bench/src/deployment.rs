@@ -14,6 +14,7 @@
 
 mod client;
 mod h2c;
+mod hpack;
 mod load;
 mod seed;
 mod split;
@@ -57,6 +58,9 @@ struct Sizes {
     route_warmup: usize,
     route_per_rep: usize,
     route_reps: usize,
+    /// Route calls per rep of the open loop at the target rate, and its reps.
+    open_per_rep: usize,
+    open_reps: usize,
     /// Concurrent ModelInfer calls before the timed reps, and per timed rep.
     infer_warmup: usize,
     infer_per_rep: usize,
@@ -75,6 +79,8 @@ impl Sizes {
             route_warmup: 6_400,
             route_per_rep: 64_000,
             route_reps: 3,
+            open_per_rep: 60_000,
+            open_reps: 3,
             infer_warmup: 6_400,
             infer_per_rep: 32_000,
             infer_reps: 3,
@@ -89,6 +95,7 @@ impl Sizes {
             seq_calls: n.seq_calls / 20,
             route_warmup: n.route_warmup / 20,
             route_per_rep: n.route_per_rep / 20,
+            open_per_rep: n.open_per_rep / 20,
             infer_warmup: n.infer_warmup / 20,
             infer_per_rep: n.infer_per_rep / 20,
             verify_sample: n.verify_sample / 10,
@@ -204,6 +211,9 @@ mod tests {
     fn quick_is_about_twenty_times_smaller() {
         let (n, q) = (Sizes::normal(), Sizes::quick());
         assert_eq!(n.route_per_rep / q.route_per_rep, 20);
+        assert_eq!(n.open_per_rep / q.open_per_rep, 20);
+        // The open loop runs at least a second per rep at the target rate.
+        assert!(n.open_per_rep as f64 >= load::ROUTE_TARGET_PER_S);
         assert_eq!(n.infer_per_rep / q.infer_per_rep, 20);
         assert_eq!(n.seq_calls / q.seq_calls, 20);
         // The split check needs 100,000 distinct keys in a full run.

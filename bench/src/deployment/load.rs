@@ -1,19 +1,17 @@
 //! The measured sections: Route from one client, Route and ModelInfer with many requests in
 //! flight, and the read-back of a sample of their decision records.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
+use prost::Message as _;
 use steward_proto::deployment as dpb;
 use steward_proto::inference as oip;
-use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
 use super::client::{Deployments, channel};
-use super::h2c::H2Conn;
+use super::h2c::{Answered, H2Conn, Unary, closed_loop, open_loop};
 use super::seed::{self, CANARY, CANARY_BP, Deployed, STABLE};
 use super::split::SplitCheck;
 use super::target::{Target, target_figure};
@@ -21,78 +19,13 @@ use super::{Ctx, list};
 use crate::report::Report;
 use crate::stats::{self, Summary};
 
-/// One answered call: its number, how long it took, and what the checks need.
-struct Call<T> {
-    i: usize,
-    latency: Duration,
-    out: T,
-}
+/// The `route_per_s` target, and the rate of the open loop that measures `route_p99_ms`.
+pub const ROUTE_TARGET_PER_S: f64 = 30_000.0;
 
 /// gRPC path of Route.
 const ROUTE: &str = "/steward.deployment.v1.DeploymentService/Route";
 /// gRPC path of ModelInfer.
 const MODEL_INFER: &str = "/inference.GRPCInferenceService/ModelInfer";
-
-/// Calls numbered `from..from + count`, sent by `in_flight` tasks released together, task `k`
-/// on connection `k % chans.len()` sending calls `from + k`, `from + k + in_flight`, ... each
-/// when the previous one was answered (a closed loop). Returns the calls and the wall time from
-/// the first start to the last answer.
-async fn closed_loop<T, F, Fut>(
-    chans: &[H2Conn],
-    in_flight: usize,
-    from: usize,
-    count: usize,
-    call: F,
-) -> Result<(Vec<Call<T>>, Duration)>
-where
-    T: Send + 'static,
-    F: Fn(H2Conn, usize) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<T>> + Send + 'static,
-{
-    ensure!(
-        !chans.is_empty() && in_flight > 0,
-        "no connections or tasks"
-    );
-    let call = Arc::new(call);
-    let barrier = Arc::new(Barrier::new(in_flight));
-    let mut set = JoinSet::new();
-    for k in 0..in_flight {
-        let (call, barrier) = (call.clone(), barrier.clone());
-        let ch = chans[k % chans.len()].clone();
-        set.spawn(async move {
-            barrier.wait().await;
-            let start = Instant::now();
-            let mut out = Vec::with_capacity(count / in_flight + 1);
-            let mut i = from + k;
-            while i < from + count {
-                let t = Instant::now();
-                let o = call(ch.clone(), i).await?;
-                out.push(Call {
-                    i,
-                    latency: t.elapsed(),
-                    out: o,
-                });
-                i += in_flight;
-            }
-            Ok::<_, anyhow::Error>((start, Instant::now(), out))
-        });
-    }
-    let (mut calls, mut first, mut last) = (Vec::with_capacity(count), None, None);
-    while let Some(r) = set.join_next().await {
-        let (start, end, out) = r.context("a load task panicked")??;
-        first = Some(first.map_or(start, |f: Instant| f.min(start)));
-        last = Some(last.map_or(end, |l: Instant| l.max(end)));
-        calls.extend(out);
-    }
-    let (Some(first), Some(last)) = (first, last) else {
-        bail!("no load tasks ran");
-    };
-    calls.sort_unstable_by_key(|c| c.i);
-    Ok((calls, last - first))
-}
-
-/// The future of one call of the load.
-type CallFuture<T> = Pin<Box<dyn Future<Output = Result<T>> + Send>>;
 
 /// What every answer of a deployment must say.
 struct Expect {
@@ -138,24 +71,23 @@ fn routing_key(kind: char, i: usize) -> String {
     format!("user-{kind}{i}")
 }
 
-/// A Route call numbered `i`; answers whether it landed on the canary.
-fn route_call(
-    expect: Arc<Expect>,
-    tag: Arc<str>,
-    kind: char,
-) -> impl Fn(H2Conn, usize) -> CallFuture<bool> + Send + Sync + 'static {
-    move |ch, i| {
-        let (expect, rid) = (expect.clone(), request_id(&tag, kind, i));
-        let req = dpb::RouteRequest {
-            deployment: expect.deployment.clone(),
-            routing_key: routing_key(kind, i),
-            request_id: rid.clone(),
-        };
-        Box::pin(async move {
-            let r: dpb::RouteResponse = ch
-                .unary(ROUTE, &req)
-                .await
-                .with_context(|| format!("Route {rid}"))?;
+/// Route call `i` of `kind`; its check answers whether it landed on the canary.
+fn route_call(expect: Arc<Expect>, tag: Arc<str>, kind: char) -> Arc<Unary<bool>> {
+    let (exp, t) = (expect.clone(), tag.clone());
+    Arc::new(Unary {
+        path: ROUTE,
+        request: Box::new(move |i| {
+            dpb::RouteRequest {
+                deployment: exp.deployment.clone(),
+                routing_key: routing_key(kind, i),
+                request_id: request_id(&t, kind, i),
+            }
+            .encode_to_vec()
+        }),
+        answer: Box::new(move |i, bytes| {
+            let rid = request_id(&tag, kind, i);
+            let r = dpb::RouteResponse::decode(bytes)
+                .with_context(|| format!("Route {rid}: undecodable answer"))?;
             ensure!(
                 r.request_id == rid && r.revision == 1,
                 "Route {rid} answered request id {:?}, revision {}",
@@ -163,8 +95,8 @@ fn route_call(
                 r.revision
             );
             expect.is_canary(&r.variant, &r.model_version)
-        })
-    }
+        }),
+    })
 }
 
 /// The demo model's features of row `i` (deterministic, varied).
@@ -174,33 +106,33 @@ fn features(i: usize) -> Vec<f32> {
         .collect()
 }
 
-/// A ModelInfer call numbered `i` (one row); answers whether the canary served it.
-fn infer_call(
-    expect: Arc<Expect>,
-    tag: Arc<str>,
-) -> impl Fn(H2Conn, usize) -> CallFuture<bool> + Send + Sync + 'static {
-    move |ch, i| {
-        let (expect, rid) = (expect.clone(), request_id(&tag, 'i', i));
-        let req = oip::ModelInferRequest {
-            model_name: expect.deployment.clone(),
-            id: rid.clone(),
-            inputs: vec![oip::model_infer_request::InferInputTensor {
-                name: seed::DEMO_INPUT.into(),
-                datatype: "FP32".into(),
-                shape: vec![1, seed::DEMO_FEATURES as i64],
-                contents: Some(oip::InferTensorContents {
-                    fp32_contents: features(i),
+/// ModelInfer call `i` (one row); its check answers whether the canary served it.
+fn infer_call(expect: Arc<Expect>, tag: Arc<str>) -> Arc<Unary<bool>> {
+    let (exp, t) = (expect.clone(), tag.clone());
+    Arc::new(Unary {
+        path: MODEL_INFER,
+        request: Box::new(move |i| {
+            oip::ModelInferRequest {
+                model_name: exp.deployment.clone(),
+                id: request_id(&t, 'i', i),
+                inputs: vec![oip::model_infer_request::InferInputTensor {
+                    name: seed::DEMO_INPUT.into(),
+                    datatype: "FP32".into(),
+                    shape: vec![1, seed::DEMO_FEATURES as i64],
+                    contents: Some(oip::InferTensorContents {
+                        fp32_contents: features(i),
+                        ..Default::default()
+                    }),
                     ..Default::default()
-                }),
+                }],
                 ..Default::default()
-            }],
-            ..Default::default()
-        };
-        Box::pin(async move {
-            let r: oip::ModelInferResponse = ch
-                .unary(MODEL_INFER, &req)
-                .await
-                .with_context(|| format!("ModelInfer {rid}"))?;
+            }
+            .encode_to_vec()
+        }),
+        answer: Box::new(move |i, bytes| {
+            let rid = request_id(&tag, 'i', i);
+            let r = oip::ModelInferResponse::decode(bytes)
+                .with_context(|| format!("ModelInfer {rid}: undecodable answer"))?;
             ensure!(r.id == rid, "ModelInfer {rid} answered id {:?}", r.id);
             let score = match r.outputs.as_slice() {
                 [o] if o.name == seed::DEMO_OUTPUT => o
@@ -228,8 +160,8 @@ fn infer_call(
             };
             let version = format!("{}/versions/{}", expect.model, r.model_version);
             expect.is_canary(&variant, &version)
-        })
-    }
+        }),
+    })
 }
 
 /// Reads back the decisions of `sample` of `calls` (spread evenly) with GetDecision, 8 at a
@@ -237,7 +169,7 @@ fn infer_call(
 async fn verify_decisions(
     ctx: &Ctx,
     expect: &Arc<Expect>,
-    calls: &[Call<bool>],
+    calls: &[Answered<bool>],
     kind: char,
     sample: usize,
 ) -> Result<usize> {
@@ -308,11 +240,11 @@ pub async fn route_sequential(ctx: &Ctx, report: &mut Report) -> Result<()> {
     let s = &ctx.sizes;
     let expect = Expect::of(&ctx.seed.route);
     let tag: Arc<str> = ctx.tag.as_str().into();
-    let chans = vec![H2Conn::connect(&ctx.url).await?];
+    let mut chans = vec![H2Conn::connect(&ctx.url).await?];
     let call = || route_call(expect.clone(), tag.clone(), 's');
-    closed_loop(&chans, 1, 0, s.seq_warmup, call()).await?;
+    closed_loop(&mut chans, 1, 0, s.seq_warmup, call()).await?;
     let snap = ctx.probe.snapshot();
-    let (calls, wall) = closed_loop(&chans, 1, s.seq_warmup, s.seq_calls, call()).await?;
+    let (calls, wall) = closed_loop(&mut chans, 1, s.seq_warmup, s.seq_calls, call()).await?;
     report.usage("route_seq (timed calls)", ctx.probe.since(&snap));
     let lat: Vec<Duration> = calls.iter().map(|c| c.latency).collect();
     let sum = Summary::of(&stats::millis(&lat));
@@ -345,15 +277,16 @@ pub async fn route(ctx: &Ctx, report: &mut Report, verdicts: &mut Vec<String>) -
     let s = &ctx.sizes;
     let expect = Expect::of(&ctx.seed.route);
     let tag: Arc<str> = ctx.tag.as_str().into();
-    let chans = H2Conn::many(&ctx.url, s.connections).await?;
+    let mut chans = H2Conn::many(&ctx.url, s.connections).await?;
     let call = || route_call(expect.clone(), tag.clone(), 'r');
-    closed_loop(&chans, s.in_flight, 0, s.route_warmup, call()).await?;
+    closed_loop(&mut chans, s.in_flight, 0, s.route_warmup, call()).await?;
 
     let snap = ctx.probe.snapshot();
     let (mut rates, mut all) = (Vec::new(), Vec::new());
     for rep in 0..s.route_reps {
         let from = s.route_warmup + rep * s.route_per_rep;
-        let (calls, wall) = closed_loop(&chans, s.in_flight, from, s.route_per_rep, call()).await?;
+        let (calls, wall) =
+            closed_loop(&mut chans, s.in_flight, from, s.route_per_rep, call()).await?;
         let r = rate(calls.len(), wall);
         eprintln!(
             "  rep {rep}: {} routes in {:.2} s = {r:.0} routes/s",
@@ -377,7 +310,7 @@ pub async fn route(ctx: &Ctx, report: &mut Report, verdicts: &mut Vec<String>) -
         "route_per_s",
         median,
         "routes/s",
-        Target::AtLeast(30_000.0),
+        Target::AtLeast(ROUTE_TARGET_PER_S),
         format!(
             "median of {} reps [{}]; {} x {} Route of a 90/10 deployment, {load}, after {} warm-up",
             rates.len(),
@@ -390,12 +323,56 @@ pub async fn route(ctx: &Ctx, report: &mut Report, verdicts: &mut Vec<String>) -
     let lat: Vec<Duration> = all.iter().map(|c| c.latency).collect();
     let sum = Summary::of(&stats::millis(&lat));
     let detail = format!(
-        "per call under the load above ({} calls); with a closed loop the mean latency is \
-         in-flight / rate (Little's law): {} / {} = {:.2} ms",
+        "per call at saturation, under the load above ({} calls); with a closed loop the mean \
+         latency is in-flight / rate (Little's law): {} / {} = {:.2} ms",
         lat.len(),
         s.in_flight,
         crate::report::human(median),
         s.in_flight as f64 / median * 1e3
+    );
+    report.info("route_saturated_p50_ms", sum.p50, "ms", detail.clone());
+    report.info("route_saturated_p99_ms", sum.p99, "ms", detail);
+
+    // Latency at the target rate: an open loop offering ROUTE_TARGET_PER_S.
+    let from = s.route_warmup + s.route_reps * s.route_per_rep;
+    let open_call = || route_call(expect.clone(), tag.clone(), 'o');
+    let snap = ctx.probe.snapshot();
+    let (mut open, mut open_rates, mut worst_late) = (Vec::new(), Vec::new(), Duration::ZERO);
+    for rep in 0..s.open_reps {
+        let first = from + rep * s.open_per_rep;
+        let (calls, wall, late) = open_loop(
+            &mut chans,
+            ROUTE_TARGET_PER_S,
+            first,
+            s.open_per_rep,
+            open_call(),
+        )
+        .await?;
+        let r = rate(calls.len(), wall);
+        eprintln!(
+            "  open loop rep {rep}: {} routes offered at {ROUTE_TARGET_PER_S}/s, answered in \
+             {:.2} s = {r:.0} routes/s",
+            calls.len(),
+            wall.as_secs_f64()
+        );
+        open_rates.push(r);
+        worst_late = worst_late.max(late);
+        open.extend(calls);
+    }
+    report.usage("route_p99_ms (open loop)", ctx.probe.since(&snap));
+    let lat: Vec<Duration> = open.iter().map(|c| c.latency).collect();
+    let sum = Summary::of(&stats::millis(&lat));
+    let load = format!(
+        "open loop offering {} routes/s (the route_per_s target) over {} HTTP/2 connections, \
+         {} reps of {} calls, each sent when due however many are unanswered; latency from \
+         when the call was due (the client's own lateness counts: at most {:.2} ms); answered \
+         at [{}] routes/s",
+        crate::report::human(ROUTE_TARGET_PER_S),
+        s.connections,
+        s.open_reps,
+        s.open_per_rep,
+        worst_late.as_secs_f64() * 1e3,
+        list(&open_rates)
     );
     target_figure(
         report,
@@ -404,11 +381,33 @@ pub async fn route(ctx: &Ctx, report: &mut Report, verdicts: &mut Vec<String>) -
         sum.p99,
         "ms",
         Target::AtMost(2.0),
+        format!("p99 of {} calls, {load}", lat.len()),
+    );
+    let detail = format!("{} calls at the target rate (open loop above)", lat.len());
+    report.figure("route_p50_ms", sum.p50, "ms", detail.clone());
+    report.info("route_p95_ms", sum.p95, "ms", detail.clone());
+    report.info(
+        "route_p999_ms",
+        stats::percentile(&stats::millis(&lat), 99.9).unwrap_or(f64::NAN),
+        "ms",
         detail,
     );
-    let detail = format!("per call under the load above ({} calls)", lat.len());
-    report.figure("route_p50_ms", sum.p50, "ms", detail.clone());
-    report.info("route_p95_ms", sum.p95, "ms", detail);
+    report.info(
+        "route_open_per_s",
+        stats::median(&open_rates).unwrap_or(f64::NAN),
+        "routes/s",
+        format!(
+            "answered per second in the open loop (offered {})",
+            crate::report::human(ROUTE_TARGET_PER_S)
+        ),
+    );
+    let checked = verify_decisions(ctx, &expect, &open, 'o', s.verify_sample / 4).await?;
+    report.info(
+        "route_open_decisions_verified",
+        checked as f64,
+        "records",
+        "GetDecision of a sample of the open loop's calls",
+    );
 
     // The split over distinct routing keys (every timed call has its own key).
     let canary = all.iter().filter(|c| c.out).count();
@@ -441,15 +440,16 @@ pub async fn infer(ctx: &Ctx, report: &mut Report, verdicts: &mut Vec<String>) -
     let s = &ctx.sizes;
     let expect = Expect::of(&ctx.seed.infer);
     let tag: Arc<str> = ctx.tag.as_str().into();
-    let chans = H2Conn::many(&ctx.url, s.connections).await?;
+    let mut chans = H2Conn::many(&ctx.url, s.connections).await?;
     let call = || infer_call(expect.clone(), tag.clone());
-    closed_loop(&chans, s.in_flight, 0, s.infer_warmup, call()).await?;
+    closed_loop(&mut chans, s.in_flight, 0, s.infer_warmup, call()).await?;
 
     let snap = ctx.probe.snapshot();
     let (mut rates, mut all) = (Vec::new(), Vec::new());
     for rep in 0..s.infer_reps {
         let from = s.infer_warmup + rep * s.infer_per_rep;
-        let (calls, wall) = closed_loop(&chans, s.in_flight, from, s.infer_per_rep, call()).await?;
+        let (calls, wall) =
+            closed_loop(&mut chans, s.in_flight, from, s.infer_per_rep, call()).await?;
         let r = rate(calls.len(), wall);
         eprintln!(
             "  rep {rep}: {} predictions in {:.2} s = {r:.0} predictions/s",
