@@ -66,11 +66,13 @@ pub struct Unary<T> {
     pub answer: Box<Check<T>>,
 }
 
-/// One answered call: its number, latency (from writing the request to reading its trailers)
-/// and what [`Unary::answer`] said.
+/// One answered call: its number, latency (from when it was due, in a closed loop when it was
+/// written, to reading its trailers), how late it was written (open loop; zero in a closed
+/// loop) and what [`Unary::answer`] said.
 pub struct Answered<T> {
     pub i: usize,
     pub latency: Duration,
+    pub late: Duration,
     pub out: T,
 }
 
@@ -78,6 +80,8 @@ pub struct Answered<T> {
 struct Open {
     i: usize,
     started: Instant,
+    /// How long after `started` it was written.
+    late: Duration,
     /// Whether its response headers arrived.
     headers: bool,
     data: Vec<u8>,
@@ -106,8 +110,10 @@ pub struct H2Conn {
     open: HashMap<u32, Open>,
     /// Request bodies waiting for connection window: stream, DATA payload.
     blocked: VecDeque<(u32, Vec<u8>)>,
+    /// How many request bodies have waited for connection window.
+    waited_for_window: u64,
     /// Calls whose trailers arrived: number, start, the answer's DATA.
-    done: Vec<(usize, Instant, Vec<u8>)>,
+    done: Vec<(usize, Instant, Duration, Vec<u8>)>,
     /// Whether the server's SETTINGS arrived.
     settled: bool,
 }
@@ -150,6 +156,7 @@ impl H2Conn {
             partial: None,
             open: HashMap::new(),
             blocked: VecDeque::new(),
+            waited_for_window: 0,
             done: Vec::new(),
             settled: false,
         };
@@ -188,9 +195,10 @@ impl H2Conn {
     /// Writes what is due.
     async fn flush(&mut self) -> Result<()> {
         if !self.wbuf.is_empty() {
-            self.sock
-                .write_all(&self.wbuf)
+            // Bounded: a server that stops reading must not hang the load.
+            tokio::time::timeout(RPC_TIMEOUT, self.sock.write_all(&self.wbuf))
                 .await
+                .map_err(|_| anyhow!("the server took nothing for {RPC_TIMEOUT:?}"))?
                 .context("writing to the server")?;
             self.wbuf.clear();
         }
@@ -383,13 +391,14 @@ impl H2Conn {
             );
             check_status(call.i, grpc_status, grpc_message)?;
             let call = self.open.remove(&stream).expect("the call is open");
-            self.done.push((call.i, call.started, call.data));
+            self.done.push((call.i, call.started, call.late, call.data));
         }
         Ok(())
     }
 
-    /// Queues call `i`'s HEADERS (the pre-encoded `block`) and its DATA.
-    fn start(&mut self, i: usize, block: &[u8], message: &[u8], now: Instant) -> Result<()> {
+    /// Queues call `i`'s HEADERS (the pre-encoded `block`) and its DATA, due at `due` (its
+    /// latency runs from then).
+    fn start(&mut self, i: usize, block: &[u8], message: &[u8], due: Instant) -> Result<()> {
         ensure!(
             self.open.len() < self.max_streams,
             "more calls in flight on one connection than the server's limit of {}",
@@ -413,12 +422,14 @@ impl H2Conn {
             self.data(id, &data);
         } else {
             self.blocked.push_back((id, data));
+            self.waited_for_window += 1;
         }
         self.open.insert(
             id,
             Open {
                 i,
-                started: now,
+                started: due,
+                late: Instant::now().saturating_duration_since(due),
                 headers: false,
                 data: Vec::new(),
             },
@@ -455,12 +466,13 @@ impl H2Conn {
                 .await
                 .map_err(|_| anyhow!("no answer in {RPC_TIMEOUT:?}"))??;
             let now = Instant::now();
-            for (i, started, data) in std::mem::take(&mut self.done) {
+            for (i, started, _, data) in std::mem::take(&mut self.done) {
                 let message = unframe(&data).with_context(|| format!("call {i}"))?;
                 let checked = (unary.answer)(i, message)?;
                 out.push(Answered {
                     i,
                     latency: now - started,
+                    late: Duration::ZERO,
                     out: checked,
                 });
                 if i + in_flight < end {
@@ -518,11 +530,12 @@ impl H2Conn {
                     .map_err(|_| anyhow!("no answer in {RPC_TIMEOUT:?}"))??,
             }
             let now = Instant::now();
-            for (i, started, data) in std::mem::take(&mut self.done) {
+            for (i, started, late, data) in std::mem::take(&mut self.done) {
                 let message = unframe(&data).with_context(|| format!("call {i}"))?;
                 out.push(Answered {
                     i,
                     latency: now - started,
+                    late,
                     out: (unary.answer)(i, message)?,
                 });
             }
@@ -629,7 +642,7 @@ pub async fn closed_loop<T: Send + 'static>(
     Ok((calls, last - first))
 }
 
-/// The HPACK block of a request to `path`: literals never indexed, so it is the same for
+/// The HPACK block of a request to `path`: literals without indexing, so it is the same for
 /// every call (RFC 7541: `:method POST` and `:scheme http` from the static table, then
 /// `:path`, `:authority`, `content-type` with static names, `te` with a literal name).
 fn request_block(path: &str, authority: &str) -> Vec<u8> {
@@ -794,24 +807,37 @@ mod tests {
         );
     }
 
-    /// A tonic server with the health service, `svc` serving; its address.
-    async fn health_server() -> String {
+    /// A health service name of `n` bytes.
+    fn long_name(n: usize) -> &'static str {
+        Box::leak("s".repeat(n).into_boxed_str())
+    }
+
+    /// A tonic server with the health service, `svc` and a 15,000-byte name serving, and a
+    /// connection window of `window` bytes if given; its address.
+    async fn health_server_with(window: Option<u32>) -> String {
         let (reporter, service) = tonic_health::server::health_reporter();
-        reporter
-            .set_service_status("svc", tonic_health::ServingStatus::Serving)
-            .await;
+        for name in ["svc", long_name(15_000)] {
+            reporter
+                .set_service_status(name, tonic_health::ServingStatus::Serving)
+                .await;
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             // Keep the reporter alive while the server runs.
             let _reporter = reporter;
             tonic::transport::Server::builder()
+                .initial_connection_window_size(window)
                 .add_service(service)
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
                 .await
                 .unwrap();
         });
         format!("http://{addr}")
+    }
+
+    async fn health_server() -> String {
+        health_server_with(None).await
     }
 
     fn health_check(service: &'static str) -> Arc<Unary<i32>> {
@@ -833,7 +859,7 @@ mod tests {
     async fn a_closed_loop_of_calls_against_a_tonic_server() {
         let url = health_server().await;
         let mut conns = H2Conn::many(&url, 2).await.unwrap();
-        // Enough calls that the server reopens both windows and its HPACK table is reused.
+        // Many calls on each connection: the server's HPACK table is reused across answers.
         let (calls, wall) = closed_loop(&mut conns, 16, 100, 5_000, health_check("svc"))
             .await
             .unwrap();
@@ -851,6 +877,24 @@ mod tests {
         assert_eq!(
             again.iter().map(|c| c.i).collect::<Vec<_>>(),
             (0..7).collect::<Vec<_>>()
+        );
+    }
+
+    #[tokio::test]
+    async fn requests_past_the_servers_window_wait_for_its_window_updates() {
+        // 64 KiB of connection window; 8 requests of ~15 KB in flight need twice that.
+        let url = health_server_with(Some(65_535)).await;
+        let mut conns = vec![H2Conn::connect(&url).await.unwrap()];
+        let run = closed_loop(&mut conns, 8, 0, 400, health_check(long_name(15_000)));
+        let (calls, _) = tokio::time::timeout(Duration::from_secs(60), run)
+            .await
+            .expect("window updates are followed (no hang)")
+            .unwrap();
+        assert_eq!(calls.len(), 400);
+        assert!(calls.iter().all(|c| c.out == 1));
+        assert!(
+            conns[0].waited_for_window > 0,
+            "the requests did exceed the server's window"
         );
     }
 

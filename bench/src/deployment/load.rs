@@ -362,17 +362,36 @@ pub async fn route(ctx: &Ctx, report: &mut Report, verdicts: &mut Vec<String>) -
     report.usage("route_p99_ms (open loop)", ctx.probe.since(&snap));
     let lat: Vec<Duration> = open.iter().map(|c| c.latency).collect();
     let sum = Summary::of(&stats::millis(&lat));
+    let late = Summary::of(&stats::millis(
+        &open.iter().map(|c| c.late).collect::<Vec<_>>(),
+    ));
+    // A server that answers slower than the offered rate builds a queue: the p99 then grows
+    // with the length of a rep, and says so.
+    let kept_up = open_rates.iter().all(|r| *r >= 0.98 * ROUTE_TARGET_PER_S);
     let load = format!(
         "open loop offering {} routes/s (the route_per_s target) over {} HTTP/2 connections, \
          {} reps of {} calls, each sent when due however many are unanswered; latency from \
-         when the call was due (the client's own lateness counts: at most {:.2} ms); answered \
-         at [{}] routes/s",
+         when the call was due, so the client's own lateness counts against the server (sent \
+         late by p50 {:.3} / p99 {:.3} / at most {:.2} ms); answered at [{}] routes/s{}",
         crate::report::human(ROUTE_TARGET_PER_S),
         s.connections,
         s.open_reps,
         s.open_per_rep,
+        late.p50,
+        late.p99,
         worst_late.as_secs_f64() * 1e3,
-        list(&open_rates)
+        list(&open_rates),
+        if kept_up {
+            ""
+        } else {
+            "; THE SERVER FELL BEHIND THE OFFERED RATE: the latencies include a growing queue"
+        }
+    );
+    report.info(
+        "route_open_client_late_p99_ms",
+        late.p99,
+        "ms",
+        "how late the load client sent the open loop's calls (p99; counted in the latencies)",
     );
     target_figure(
         report,

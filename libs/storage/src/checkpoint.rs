@@ -11,10 +11,11 @@
 //! growing) when a writer finds it completely copied, which continuous writes never allow (a
 //! pass copies what the log held when it began, while writers add more); so once the log
 //! holds [`COMPLETE_AT`] pages the thread repeats its pass until few pages were added during
-//! the last one, then takes the write gate and copies those, and the next commit starts the
-//! log over. Writers wait only for that last short copy. Commits
-//! still checkpoint by themselves past [`FALLBACK_PAGES`] (if this thread stopped, the log
-//! stays bounded).
+//! the last one, then takes the write gate and copies those, so the next commit can start the
+//! log over. Writers wait only for that last copy (and its two syncs). A reader that still
+//! uses the log can keep it from starting over; the next round tries again (each try holds
+//! the gate for the pages of one pass and two syncs). Commits still checkpoint by themselves
+//! past [`FALLBACK_PAGES`] (the log stays bounded if this thread falls behind or stops).
 //!
 //! Durability is unchanged: a checkpoint syncs the log before copying and the database file
 //! after (`synchronous = NORMAL`), whichever connection runs it.
@@ -34,16 +35,24 @@ pub const INTERVAL: Duration = Duration::from_millis(50);
 /// starts over.
 pub const COMPLETE_AT: i64 = 4096;
 
-/// Passes after the first of a long log, at most, before the one under the gate.
+/// Passes after the first of a long log, at most, waiting for one that few pages were added
+/// during.
 const MAX_CATCH_UP: usize = 3;
 
-/// Pages the pass under the gate may have to copy (writers wait for it), at most, when the
-/// passes before it keep up.
+/// Pages added during a pass after which the copy under the gate follows at once (writers wait
+/// for that copy: these pages and two syncs, of the log and of the database file).
 const STALL_PAGES: i64 = 256;
 
-/// `wal_autocheckpoint` of every connection: commits checkpoint by themselves only past this
-/// many log pages (SQLite's default is 1,000).
+/// `wal_autocheckpoint` of every connection to a file the checkpointer thread runs on:
+/// commits checkpoint by themselves only past this many log pages (SQLite's default is
+/// 1,000, kept when the thread could not start).
 pub const FALLBACK_PAGES: i64 = 16_384;
+
+/// The `wal_autocheckpoint` of a connection: [`FALLBACK_PAGES`] when a checkpointer thread
+/// runs on its file, else SQLite's default (1,000).
+pub(crate) fn autocheckpoint(thread_runs: bool) -> i64 {
+    if thread_runs { FALLBACK_PAGES } else { 1000 }
+}
 
 /// Stops the checkpointer thread when dropped (with the last clone of its [`crate::Db`]).
 #[derive(Debug)]
@@ -51,12 +60,32 @@ pub(crate) struct Checkpointer {
     _stop: Sender<()>,
 }
 
-/// The outcome of one `PRAGMA wal_checkpoint(PASSIVE)`: pages in the log, pages copied.
+/// The outcome of one `PRAGMA wal_checkpoint(PASSIVE)`: whether another connection was
+/// checkpointing (then nothing was done and the counts are -1), pages in the log, pages copied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Pass {
+    pub busy: bool,
     pub log: i64,
     pub copied: i64,
 }
+
+/// When a round copies under the write gate.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Log pages from which a round tries to complete the copy.
+    pub complete_at: i64,
+    /// Pages added during a pass after which the gated copy follows at once.
+    pub stall_pages: i64,
+    /// Passes after the first, at most, before the gated copy.
+    pub catch_up: usize,
+}
+
+/// The limits of the checkpointer thread.
+pub(crate) const LIMITS: Limits = Limits {
+    complete_at: COMPLETE_AT,
+    stall_pages: STALL_PAGES,
+    catch_up: MAX_CATCH_UP,
+};
 
 impl Checkpointer {
     /// Starts the thread on `file`, serializing its completing copies with the writers of
@@ -84,9 +113,12 @@ impl Checkpointer {
 }
 
 fn open(file: &Path) -> rusqlite::Result<Connection> {
+    // Created if missing: the thread starts before the pool, which makes it a WAL database.
     let c = Connection::open_with_flags(
         file,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     c.busy_timeout(Duration::from_secs(5))?;
     c.execute_batch(&format!(
@@ -97,36 +129,58 @@ fn open(file: &Path) -> rusqlite::Result<Connection> {
 
 /// One passive checkpoint.
 pub(crate) fn pass(conn: &Connection) -> rusqlite::Result<Pass> {
-    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-        Ok(Pass {
-            log: r.get(1)?,
-            copied: r.get(2)?,
+    let run = || {
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok(Pass {
+                busy: r.get::<_, i64>(0)? != 0,
+                log: r.get(1)?,
+                copied: r.get(2)?,
+            })
         })
-    })
+    };
+    let p = run()?;
+    if p.busy || p.log >= 0 {
+        return Ok(p);
+    }
+    // No log as far as this connection knows: it opened the file before it became a WAL
+    // database (the thread starts before the pool) and has not read it since, and a checkpoint
+    // alone does not look. A read does; then checkpoint again.
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    })?;
+    run()
 }
 
-/// A pass; if the log is long, passes until few pages were added during the last one (each
-/// copies what was written during the previous), then one under the write gate, after which
-/// everything is copied and the next commit starts the log over.
-pub(crate) fn round(conn: &Connection, gate: &Mutex<()>) -> rusqlite::Result<Pass> {
+/// A pass; if the log holds `complete_at` pages or more, passes until one that at most
+/// `limits.stall_pages` were added during (each copies what was written during the previous;
+/// at most `limits.catch_up` of them), then one under the write gate: everything is copied,
+/// and unless a reader still uses the log the next commit starts it over. Writers wait for
+/// that last copy: the pages added during the pass before it, and two syncs. Returns the last pass and whether it ran under the gate.
+pub(crate) fn round(
+    conn: &Connection,
+    gate: &Mutex<()>,
+    limits: &Limits,
+    complete_at: i64,
+) -> rusqlite::Result<(Pass, bool)> {
     let mut last = pass(conn)?;
-    if last.log < COMPLETE_AT {
-        return Ok(last);
+    if last.busy || last.log < complete_at {
+        return Ok((last, false));
     }
-    for _ in 0..MAX_CATCH_UP {
+    for _ in 0..limits.catch_up {
         let next = pass(conn)?;
-        if next.log < last.log {
-            // A commit found the log all copied and started it over.
-            return Ok(next);
+        // Busy: another connection is checkpointing. Shorter: a commit found the log all
+        // copied and started it over.
+        if next.busy || next.log < last.log {
+            return Ok((next, false));
         }
         let added = next.log - last.log;
         last = next;
-        if added <= STALL_PAGES {
+        if added <= limits.stall_pages {
             break;
         }
     }
     let _writers_wait = gate.blocking_lock();
-    pass(conn)
+    pass(conn).map(|p| (p, true))
 }
 
 fn run(conn: &Connection, gate: &Mutex<()>, stop: &Receiver<()>, every: Duration) {
@@ -137,7 +191,7 @@ fn run(conn: &Connection, gate: &Mutex<()>, stop: &Receiver<()>, every: Duration
             // The database handle is gone.
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
         }
-        match round(conn, gate) {
+        match round(conn, gate, &LIMITS, LIMITS.complete_at) {
             Ok(_) => failing = false,
             Err(e) if !failing => {
                 // Logged once per spell of failures; commits checkpoint past the fallback.
@@ -186,39 +240,76 @@ mod tests {
         assert!(after.log < 10, "the log started over: {after:?}");
     }
 
+    /// Small limits, so a test log is long after a few dozen pages.
+    const SMALL: Limits = Limits {
+        complete_at: 64,
+        stall_pages: 16,
+        catch_up: 3,
+    };
+
     #[test]
     fn a_long_log_is_completed_under_the_gate_and_a_short_one_is_not() {
         let dir = tempfile::tempdir().unwrap();
         let writer = wal_db(dir.path());
-        // Past COMPLETE_AT pages (one row of 3,000 bytes takes a page).
-        insert(&writer, COMPLETE_AT as usize + 100);
+        // Past SMALL.complete_at pages (one row of 3,000 bytes takes a page).
+        insert(&writer, 100);
+
         let gate = Arc::new(Mutex::new(()));
         let held = gate.clone().try_lock_owned().unwrap();
         let (done, result) = std::sync::mpsc::channel();
         let (go, next) = std::sync::mpsc::channel::<()>();
         let (cp, g) = (open(&dir.path().join("t.db")).unwrap(), gate.clone());
         let worker = std::thread::spawn(move || {
-            done.send(round(&cp, &g).unwrap()).unwrap();
+            done.send(round(&cp, &g, &SMALL, SMALL.complete_at).unwrap())
+                .unwrap();
             // Then a short log: the round must not wait for the gate.
             next.recv().unwrap();
-            done.send(round(&cp, &g).unwrap()).unwrap();
+            done.send(round(&cp, &g, &SMALL, SMALL.complete_at).unwrap())
+                .unwrap();
         });
-        // However much its passes copied, the round ends under the writers' gate.
+        // Its passes over ~100 pages take milliseconds; then it waits for the writers' gate.
         assert!(
-            result.recv_timeout(Duration::from_millis(300)).is_err(),
+            result.recv_timeout(Duration::from_millis(500)).is_err(),
             "a long log is completed under the gate"
         );
         drop(held);
-        let completed = result.recv_timeout(Duration::from_secs(10)).unwrap();
+        let (completed, gated) = result.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert!(gated);
         assert_eq!(completed.copied, completed.log, "{completed:?}");
         insert(&writer, 1);
         let _held_again = gate.clone().try_lock_owned().unwrap();
         go.send(()).unwrap();
-        let short = result
+        let (short, gated) = result
             .recv_timeout(Duration::from_secs(10))
             .expect("a short log does not wait for the gate");
-        assert!(short.log < COMPLETE_AT, "the log started over: {short:?}");
+        assert!(!gated);
+        assert!(
+            short.log < SMALL.complete_at,
+            "the log started over: {short:?}"
+        );
         worker.join().unwrap();
+    }
+
+    #[test]
+    fn a_thread_started_before_the_file_existed_copies_its_log() {
+        // As in `Db::connect`: the thread first (creating the file), then the pool makes it
+        // a WAL database.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.db");
+        let cp = Checkpointer::start(&file, Arc::new(Mutex::new(()))).expect("started");
+        let writer = wal_db(dir.path());
+        insert(&writer, 50);
+        let before = std::fs::metadata(&file).unwrap().len();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::fs::metadata(&file).unwrap().len() < before + 50 * 3000 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the log was never copied"
+            );
+            insert(&writer, 1);
+            std::thread::sleep(INTERVAL);
+        }
+        drop(cp);
     }
 
     #[test]

@@ -179,34 +179,8 @@ impl Db {
             .connect_timeout(opts.connect_timeout)
             .acquire_timeout(opts.connect_timeout)
             .sqlx_logging(false);
-        if backend == Backend::Sqlite {
-            co.map_sqlx_sqlite_opts(|o| {
-                o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
-                    .busy_timeout(Duration::from_secs(30))
-                    .foreign_keys(true)
-                    .create_if_missing(true)
-                    // LIKE is case-sensitive on both engines; ILIKE is the case-insensitive one.
-                    .pragma("case_sensitive_like", "ON")
-                    // 16 MiB page cache per connection (the default 2 MiB makes reads of a large
-                    // database go to the kernel page by page).
-                    .pragma("cache_size", "-16384")
-                    .pragma("temp_store", "MEMORY")
-                    // Checkpoints run in their own thread (see `crate::checkpoint`).
-                    .pragma(
-                        "wal_autocheckpoint",
-                        crate::checkpoint::FALLBACK_PAGES.to_string(),
-                    )
-            });
-        }
-        let mut conn = Database::connect(co).await.map_err(|e| {
-            tracing::error!(error = %e, "cannot connect to the database");
-            Error::unavailable(
-                "DATABASE_UNAVAILABLE",
-                format!("cannot connect to the database: {}", short_reason(&e)),
-            )
-        })?;
-        conn.set_metric_callback(move |info| trace_statement(backend, info));
+        // On a SQLite file, WAL checkpoints run in a thread of their own (started before the
+        // pool, so the pool's connections know whether to leave checkpoints to it).
         let sqlite_file = match backend {
             Backend::Sqlite => crate::direct::file_of(url),
             Backend::Postgres => None,
@@ -218,6 +192,31 @@ impl Db {
             }
             _ => None,
         };
+        let autocheckpoint = crate::checkpoint::autocheckpoint(checkpointer.is_some());
+        if backend == Backend::Sqlite {
+            co.map_sqlx_sqlite_opts(move |o| {
+                o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(30))
+                    .foreign_keys(true)
+                    .create_if_missing(true)
+                    // LIKE is case-sensitive on both engines; ILIKE is the case-insensitive one.
+                    .pragma("case_sensitive_like", "ON")
+                    // 16 MiB page cache per connection (the default 2 MiB makes reads of a large
+                    // database go to the kernel page by page).
+                    .pragma("cache_size", "-16384")
+                    .pragma("temp_store", "MEMORY")
+                    .pragma("wal_autocheckpoint", autocheckpoint.to_string())
+            });
+        }
+        let mut conn = Database::connect(co).await.map_err(|e| {
+            tracing::error!(error = %e, "cannot connect to the database");
+            Error::unavailable(
+                "DATABASE_UNAVAILABLE",
+                format!("cannot connect to the database: {}", short_reason(&e)),
+            )
+        })?;
+        conn.set_metric_callback(move |info| trace_statement(backend, info));
         Ok(Db {
             conn,
             backend,
@@ -235,10 +234,13 @@ impl Db {
     /// `UNAVAILABLE` when the database file cannot be opened.
     pub fn direct_writer(&self) -> Result<Option<crate::direct::DirectWriter>, Error> {
         match (&self.sqlite_file, &self.write_gate) {
-            (Some(file), Some(gate)) => {
-                crate::direct::DirectWriter::open(file, gate.clone(), self.outbox_notify.clone())
-                    .map(Some)
-            }
+            (Some(file), Some(gate)) => crate::direct::DirectWriter::open(
+                file,
+                gate.clone(),
+                self.outbox_notify.clone(),
+                crate::checkpoint::autocheckpoint(self._checkpointer.is_some()),
+            )
+            .map(Some),
             _ => Ok(None),
         }
     }

@@ -69,6 +69,7 @@ impl DirectWriter {
         file: &Path,
         gate: Arc<Mutex<()>>,
         notify: OutboxNotify,
+        autocheckpoint: i64,
     ) -> Result<Self, Error> {
         let conn = Connection::open_with_flags(
             file,
@@ -81,8 +82,7 @@ impl DirectWriter {
                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
                  PRAGMA foreign_keys = ON; PRAGMA case_sensitive_like = ON; \
                  PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384; \
-                 PRAGMA wal_autocheckpoint = {};",
-                crate::checkpoint::FALLBACK_PAGES
+                 PRAGMA wal_autocheckpoint = {autocheckpoint};"
             ))?;
             c.set_prepared_statement_cache_capacity(32);
             Ok(c)

@@ -32,8 +32,8 @@ use crate::store::decisions as store;
 /// Most records per transaction.
 pub const MAX_BATCH: usize = 1024;
 
-/// Least time between the starts of two commits on a SQLite file when the first carried more
-/// than one record. Every commit appends each page it changed to the write-ahead log (8-10
+/// Least time between taking two batches off the queue on a SQLite file when the first held
+/// more than one record (a batch delayed by the write gate is not delayed again). Every commit appends each page it changed to the write-ahead log (8-10
 /// pages for a batch of decisions, whatever its size), so a writer that commits as soon as
 /// one record is queued writes ~10 KB per decision under load (280 MB/s at 30,000 routes/s
 /// on the reference machine); spaced commits carry several records each. A lone client's
@@ -171,9 +171,9 @@ fn direct_loop(mut w: DirectWriter, rx: &mut mpsc::Receiver<Queued>) {
     }
 }
 
-/// How long the writer waits before its next commit, given when the last one started and how
-/// many records it carried: after a batch of several records (requests arrive concurrently)
-/// until `spacing` after that start, else not at all (a lone client waits for no one).
+/// How long the writer waits before taking its next batch, given when it took the last one
+/// and how many records that held: after a batch of several records (requests arrive
+/// concurrently) until `spacing` after that, else not at all (a lone client waits for no one).
 fn wait_before_commit(last: Option<(Instant, usize)>, now: Instant, spacing: Duration) -> Duration {
     match last {
         Some((started, records)) if records > 1 => {

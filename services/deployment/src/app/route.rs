@@ -41,40 +41,52 @@ struct Entry {
 enum Lookup {
     /// Serve it (fresh, or expired while another request reads it again).
     Serve(Current),
-    /// Read the deployment (none cached, too old, or this request refreshes it).
-    Read,
+    /// Read the deployment (none cached, too old, or this request refreshes it); the cache's
+    /// generation when it was decided.
+    Read(u64),
 }
 
 /// The current revision of each deployment, in memory.
 #[derive(Default)]
 pub struct RevisionCache {
     map: Mutex<HashMap<String, Entry>>,
+    /// Counts invalidations: a read that began before one is not cached (it may predate the
+    /// change that caused it).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl RevisionCache {
     fn lookup(&self, id: &str) -> Lookup {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
         let Some(e) = map.get_mut(id) else {
-            return Lookup::Read;
+            return Lookup::Read(generation);
         };
         let age = e.read_at.elapsed();
         if age < REVISION_TTL {
             return Lookup::Serve(e.value.clone());
         }
         if age >= REVISION_TTL + STALE_GRACE {
-            return Lookup::Read;
+            return Lookup::Read(generation);
         }
         match e.refreshing {
             Some(since) if since.elapsed() < REFRESH_CLAIM => Lookup::Serve(e.value.clone()),
             _ => {
                 e.refreshing = Some(Instant::now());
-                Lookup::Read
+                Lookup::Read(generation)
             }
         }
     }
 
-    fn put(&self, id: &str, value: Current, read_at: Instant) {
+    /// Caches what a read that began at `read_at` (in `generation`) found, unless the cache
+    /// was invalidated since or holds a later read.
+    fn put(&self, id: &str, value: Current, read_at: Instant, generation: u64) {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if self.generation.load(std::sync::atomic::Ordering::SeqCst) != generation
+            || map.get(id).is_some_and(|e| e.read_at > read_at)
+        {
+            return;
+        }
         if map.len() > 100_000 {
             map.clear();
         }
@@ -88,12 +100,22 @@ impl RevisionCache {
         );
     }
 
-    /// Drops a deployment's entry (after a change on this replica, or a failed read).
+    /// Drops a deployment's entry (after a change on this replica); reads already under way
+    /// are not cached.
     pub fn invalidate(&self, id: &str) {
-        self.map
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        map.remove(id);
+    }
+
+    /// After a failed read that began at `read_at`: drops the entry unless a later read
+    /// replaced it.
+    fn forget_failed(&self, id: &str, read_at: Instant) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.get(id).is_some_and(|e| e.read_at <= read_at) {
+            map.remove(id);
+        }
     }
 }
 
@@ -116,19 +138,20 @@ impl Deployments {
     /// The deployment and its current revision (cached for [`REVISION_TTL`]; see
     /// [`STALE_GRACE`]).
     pub async fn current(&self, id: &str) -> Result<Current, Error> {
-        if let Lookup::Serve(v) = self.revisions.lookup(id) {
-            return Ok(v);
-        }
+        let generation = match self.revisions.lookup(id) {
+            Lookup::Serve(v) => return Ok(v),
+            Lookup::Read(generation) => generation,
+        };
         let read_at = Instant::now();
         match self.read_current(id).await {
             Ok(v) => {
-                self.revisions.put(id, v.clone(), read_at);
+                self.revisions.put(id, v.clone(), read_at, generation);
                 Ok(v)
             }
             Err(e) => {
                 // No stale answers for a deployment that cannot be read (deleted, or a
                 // database error): the next requests read it themselves.
-                self.revisions.invalidate(id);
+                self.revisions.forget_failed(id, read_at);
                 Err(e)
             }
         }
@@ -269,19 +292,31 @@ mod tests {
     fn served(l: Lookup) -> Option<i64> {
         match l {
             Lookup::Serve(v) => Some(v.1.number),
-            Lookup::Read => None,
+            Lookup::Read(_) => None,
         }
+    }
+
+    /// Sets the entry of "d" to `v` read at `at` (the tests' clock).
+    fn put(cache: &RevisionCache, v: Current, at: Instant) {
+        cache.map.lock().unwrap().insert(
+            "d".into(),
+            Entry {
+                read_at: at,
+                value: v,
+                refreshing: None,
+            },
+        );
     }
 
     #[test]
     fn an_expired_entry_is_read_again_by_one_request_while_the_others_serve_it() {
         let cache = RevisionCache::default();
         assert_eq!(served(cache.lookup("d")), None, "nothing cached: read");
-        cache.put("d", current(1), Instant::now());
+        put(&cache, current(1), Instant::now());
         assert_eq!(served(cache.lookup("d")), Some(1));
 
         let expired = Instant::now() - REVISION_TTL - Duration::from_millis(1);
-        cache.put("d", current(1), expired);
+        put(&cache, current(1), expired);
         assert_eq!(served(cache.lookup("d")), None, "the first request reads");
         assert_eq!(
             served(cache.lookup("d")),
@@ -289,7 +324,7 @@ mod tests {
             "the others serve it meanwhile"
         );
         assert_eq!(served(cache.lookup("d")), Some(1));
-        cache.put("d", current(2), Instant::now());
+        put(&cache, current(2), Instant::now());
         assert_eq!(served(cache.lookup("d")), Some(2), "the read replaced it");
     }
 
@@ -297,7 +332,7 @@ mod tests {
     fn a_refresh_that_never_came_back_is_taken_over_and_too_old_entries_are_not_served() {
         let cache = RevisionCache::default();
         let expired = Instant::now() - REVISION_TTL - Duration::from_millis(1);
-        cache.put("d", current(1), expired);
+        put(&cache, current(1), expired);
         assert_eq!(served(cache.lookup("d")), None);
         // The refreshing request's future was dropped long ago.
         cache.map.lock().unwrap().get_mut("d").unwrap().refreshing =
@@ -305,7 +340,11 @@ mod tests {
         assert_eq!(served(cache.lookup("d")), None, "another request reads");
         assert_eq!(served(cache.lookup("d")), Some(1));
 
-        cache.put("d", current(1), Instant::now() - REVISION_TTL - STALE_GRACE);
+        put(
+            &cache,
+            current(1),
+            Instant::now() - REVISION_TTL - STALE_GRACE,
+        );
         assert_eq!(served(cache.lookup("d")), None);
         assert_eq!(
             served(cache.lookup("d")),
@@ -313,8 +352,39 @@ mod tests {
             "past the grace every request reads"
         );
 
-        cache.put("d", current(1), Instant::now());
+        put(&cache, current(1), Instant::now());
         cache.invalidate("d");
         assert_eq!(served(cache.lookup("d")), None, "dropped: read");
+    }
+
+    #[test]
+    fn a_read_older_than_a_change_or_than_the_entry_is_not_cached() {
+        let cache = RevisionCache::default();
+        // A read begins, then a change on this replica invalidates the deployment.
+        let Lookup::Read(g) = cache.lookup("d") else {
+            panic!("nothing cached")
+        };
+        let began = Instant::now();
+        cache.invalidate("d");
+        cache.put("d", current(1), began, g);
+        assert_eq!(
+            served(cache.lookup("d")),
+            None,
+            "the pre-change read was not cached"
+        );
+
+        // A slow read does not replace a later one.
+        let Lookup::Read(g) = cache.lookup("d") else {
+            panic!("nothing cached")
+        };
+        let slow = Instant::now();
+        cache.put("d", current(3), slow + Duration::from_millis(5), g);
+        cache.put("d", current(2), slow, g);
+        assert_eq!(served(cache.lookup("d")), Some(3));
+        // Nor does its failure drop the later entry.
+        cache.forget_failed("d", slow);
+        assert_eq!(served(cache.lookup("d")), Some(3));
+        cache.forget_failed("d", slow + Duration::from_millis(10));
+        assert_eq!(served(cache.lookup("d")), None);
     }
 }
