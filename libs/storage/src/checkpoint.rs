@@ -290,6 +290,20 @@ mod tests {
         worker.join().unwrap();
     }
 
+    /// Waits (up to 10 s, writing a row per [`INTERVAL`]) until the database file holds
+    /// `bytes`: only copies of the log make it grow (the writer never checkpoints).
+    fn copied_within_seconds(file: &Path, writer: &Connection, bytes: u64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::fs::metadata(file).unwrap().len() < bytes {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the log was never copied"
+            );
+            insert(writer, 1);
+            std::thread::sleep(INTERVAL);
+        }
+    }
+
     #[test]
     fn a_thread_started_before_the_file_existed_copies_its_log() {
         // As in `Db::connect`: the thread first (creating the file), then the pool makes it
@@ -300,15 +314,7 @@ mod tests {
         let writer = wal_db(dir.path());
         insert(&writer, 50);
         let before = std::fs::metadata(&file).unwrap().len();
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::fs::metadata(&file).unwrap().len() < before + 50 * 3000 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the log was never copied"
-            );
-            insert(&writer, 1);
-            std::thread::sleep(INTERVAL);
-        }
+        copied_within_seconds(&file, &writer, before + 50 * 3000);
         drop(cp);
     }
 
@@ -322,15 +328,7 @@ mod tests {
         let cp = Checkpointer::start(&file, Arc::new(Mutex::new(()))).expect("started");
         // The writer never checkpoints (wal_autocheckpoint = 0): the database file grows only
         // by the thread's copies.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::fs::metadata(&file).unwrap().len() < before + 50 * 3000 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the log was never copied"
-            );
-            insert(&writer, 1);
-            std::thread::sleep(INTERVAL);
-        }
+        copied_within_seconds(&file, &writer, before + 50 * 3000);
         drop(cp);
     }
 }
