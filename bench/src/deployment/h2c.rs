@@ -67,8 +67,8 @@ pub struct Unary<T> {
 }
 
 /// One answered call: its number, latency (from when it was due, in a closed loop when it was
-/// written, to reading its trailers), how late it was written (open loop; zero in a closed
-/// loop) and what [`Unary::answer`] said.
+/// queued, to reading its trailers), how late it was queued after that (open loop; about
+/// zero in a closed loop) and what [`Unary::answer`] said.
 pub struct Answered<T> {
     pub i: usize,
     pub latency: Duration,
@@ -466,18 +466,15 @@ impl H2Conn {
                 .await
                 .map_err(|_| anyhow!("no answer in {RPC_TIMEOUT:?}"))??;
             let now = Instant::now();
-            for (i, started, _, data) in std::mem::take(&mut self.done) {
-                let message = unframe(&data).with_context(|| format!("call {i}"))?;
-                let checked = (unary.answer)(i, message)?;
-                out.push(Answered {
-                    i,
-                    latency: now - started,
-                    late: Duration::ZERO,
-                    out: checked,
-                });
-                if i + in_flight < end {
-                    self.start(i + in_flight, &block, &(unary.request)(i + in_flight), now)?;
-                }
+            let from = out.len();
+            self.take_answers(unary, now, &mut out)?;
+            let successors: Vec<usize> = out[from..]
+                .iter()
+                .map(|a| a.i + in_flight)
+                .filter(|&next| next < end)
+                .collect();
+            for next in successors {
+                self.start(next, &block, &(unary.request)(next), now)?;
             }
         }
         self.flush().await?;
@@ -529,19 +526,29 @@ impl H2Conn {
                     .await
                     .map_err(|_| anyhow!("no answer in {RPC_TIMEOUT:?}"))??,
             }
-            let now = Instant::now();
-            for (i, started, late, data) in std::mem::take(&mut self.done) {
-                let message = unframe(&data).with_context(|| format!("call {i}"))?;
-                out.push(Answered {
-                    i,
-                    latency: now - started,
-                    late,
-                    out: (unary.answer)(i, message)?,
-                });
-            }
+            self.take_answers(unary, Instant::now(), &mut out)?;
         }
         self.flush().await?;
         Ok((out, late))
+    }
+
+    /// Checks the calls whose trailers arrived (read at `now`) and appends them to `out`.
+    fn take_answers<T>(
+        &mut self,
+        unary: &Unary<T>,
+        now: Instant,
+        out: &mut Vec<Answered<T>>,
+    ) -> Result<()> {
+        for (i, started, late, data) in std::mem::take(&mut self.done) {
+            let message = unframe(&data).with_context(|| format!("call {i}"))?;
+            out.push(Answered {
+                i,
+                latency: now - started,
+                late,
+                out: (unary.answer)(i, message)?,
+            });
+        }
+        Ok(())
     }
 }
 
